@@ -1,0 +1,429 @@
+"""A QSettings-like store on an INI file in Qt's format (the format of ``Slicer.ini``).
+
+The CLI runs where no Qt exists (``PythonSlicer -m DicomServersLib``, CI), yet it must read and
+write the very file Slicer uses. :class:`IniSettings` implements the part of ``QSettings`` the
+settings store needs (``value``, ``setValue``, ``remove``, ``contains``, ``allKeys``, ``sync``)
+on Qt's INI syntax:
+
+- a key ``A/B/C`` lives in section ``[A]`` as ``B\\C``; keys without a group live in
+  ``[General]``; other characters of keys are written ``%XX`` / ``%UXXXX``;
+- string values are escaped like ``QSettingsPrivate::iniEscapedString`` (quotes when the text
+  holds ``;``, ``,`` or ``=`` or starts or ends with a space; ``\\n``, ``\\"``, ``\\\\``,
+  ``\\xHH``), and a string starting with ``@`` is written ``@@``;
+- every line this class did not change is written back byte for byte, so Slicer's own keys
+  (``DICOM/…``, ``ServerNodes/…`` with their ``@Variant(…)`` values) stay intact.
+
+Changes are kept in memory until :meth:`sync`, which re-reads the file under a lock, applies
+only this object's changes (as QSettings does), and replaces the file atomically (temporary
+file, fsync, rename): a crash mid-save leaves the old file whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_KEY_SAFE = re.compile(r"[A-Za-z0-9_.-]")
+_REMOVED = object()
+
+
+def escape_key(key: str) -> str:
+    """Escape one section name or key for the INI file (``/`` becomes ``\\``)."""
+    out = []
+    for ch in key:
+        if ch == "/":
+            out.append("\\")
+        elif _KEY_SAFE.match(ch):
+            out.append(ch)
+        elif ord(ch) <= 0xFF:
+            out.append(f"%{ord(ch):02X}")
+        else:
+            out.append(f"%U{ord(ch):04X}")
+    return "".join(out)
+
+
+def unescape_key(text: str) -> str:
+    """Reverse :func:`escape_key`."""
+    out = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            out.append("/")
+            i += 1
+        elif ch == "%" and text[i + 1 : i + 2] == "U" and len(text) >= i + 6:
+            out.append(chr(int(text[i + 2 : i + 6], 16)))
+            i += 6
+        elif ch == "%" and len(text) >= i + 3:
+            try:
+                out.append(chr(int(text[i + 1 : i + 3], 16)))
+                i += 3
+            except ValueError:
+                out.append(ch)
+                i += 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def escape_string(value: str) -> str:
+    """Escape a string value as Qt's INI writer does (UTF-8 file, Qt 6 style).
+
+    Non-ASCII characters are written as ``\\xHHHH`` escapes, which both Qt 5 and Qt 6
+    readers decode, so the file stays ASCII whatever Qt version Slicer was built with.
+    """
+    if value.startswith("@"):
+        value = "@" + value
+    out: list[str] = []
+    needs_quotes = False
+    escape_next_if_hex = False
+    for ch in value:
+        if ch in ";,=":
+            needs_quotes = True
+        if escape_next_if_hex and ch in "0123456789abcdefABCDEF":
+            out.append(f"\\x{ord(ch):x}")
+            continue
+        escape_next_if_hex = False
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ch == "\0":
+            out.append("\\0")
+            escape_next_if_hex = True
+        elif ord(ch) <= 0x1F or ord(ch) >= 0x7F:
+            out.append(f"\\x{ord(ch):x}")
+            escape_next_if_hex = True
+        else:
+            out.append(ch)
+    text = "".join(out)
+    if needs_quotes or text.startswith(" ") or text.endswith(" "):
+        text = f'"{text}"'
+    return text
+
+
+def _unescape_value(text: str) -> str | list[str]:
+    """Decode a raw INI value into a string (or a list when unquoted commas separate items)."""
+    items: list[str] = []
+    current: list[str] = []
+    in_quotes = False
+    is_list = False
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            in_quotes = not in_quotes
+            i += 1
+        elif ch == "\\" and i + 1 < n:
+            nxt = text[i + 1]
+            simple = {
+                "a": "\a",
+                "b": "\b",
+                "f": "\f",
+                "n": "\n",
+                "r": "\r",
+                "t": "\t",
+                "v": "\v",
+                '"': '"',
+                "'": "'",
+                "\\": "\\",
+                "?": "?",
+            }
+            if nxt in simple:
+                current.append(simple[nxt])
+                i += 2
+            elif nxt in "xX":
+                m = re.match(r"[0-9a-fA-F]+", text[i + 2 :])
+                if m:
+                    current.append(chr(int(m.group(0), 16)))
+                    i += 2 + len(m.group(0))
+                else:
+                    i += 2
+            elif nxt in "01234567":
+                m = re.match(r"[0-7]{1,3}", text[i + 1 :])
+                assert m is not None
+                current.append(chr(int(m.group(0), 8)))
+                i += 1 + len(m.group(0))
+            else:
+                current.append(nxt)
+                i += 2
+        elif ch == "," and not in_quotes:
+            is_list = True
+            items.append("".join(current).strip())
+            current = []
+            i += 1
+        else:
+            current.append(ch)
+            i += 1
+    last = "".join(current)
+    if is_list:
+        items.append(last.strip())
+        return items
+    # Unquoted surrounding spaces are not part of the value (Qt trims them).
+    stripped = text.strip()
+    if stripped.startswith('"') and stripped.endswith('"') and len(stripped) >= 2:
+        return last
+    return last.strip()
+
+
+def decode_value(raw: str) -> Any:
+    """Return the Python value of a raw INI value: str, list of str, or the raw ``@…`` text.
+
+    ``@Variant(…)``, ``@ByteArray(…)`` and other binary forms are returned as their raw text
+    (prefixed ``@``), which callers treat as opaque; ``@@`` is decoded to a single ``@``.
+    """
+    value = _unescape_value(raw)
+    if isinstance(value, str):
+        if value.startswith("@@"):
+            return value[1:]
+        if value.startswith("@"):
+            return value
+    return value
+
+
+def encode_value(value: Any) -> str:
+    """Return the raw INI text of a value: str, int, float, bool, or a list of str."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return escape_string(value)
+    if isinstance(value, (list, tuple)):
+        if len(value) == 0:
+            return "@Invalid()"
+        if len(value) == 1:
+            # A one-element list would read back as a plain string: Qt has the same issue.
+            return escape_string(str(value[0]))
+        return ", ".join(escape_string(str(v)) for v in value)
+    raise TypeError(f"cannot store a {type(value).__name__} in an INI settings file")
+
+
+@dataclass
+class _Section:
+    name: str  # unescaped group name ("" = root/General)
+    header: str  # the raw header line
+    entries: list[tuple[str, str]] = field(default_factory=list)  # (raw key, raw value)
+    other_lines: list[str] = field(default_factory=list)  # comments/blank lines kept
+
+
+def _parse(text: str) -> list[_Section]:
+    sections: list[_Section] = [_Section("", "")]
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            raw = stripped[1:-1]
+            if raw == "General":
+                name = ""
+            elif raw == "%General":
+                name = "General"
+            else:
+                name = unescape_key(raw)
+            sections.append(_Section(name, line))
+            continue
+        if not stripped or stripped.startswith(";") or stripped.startswith("#") or "=" not in line:
+            sections[-1].other_lines.append(line)
+            continue
+        key, _, value = line.partition("=")
+        sections[-1].entries.append((key.strip(), value.strip()))
+    return sections
+
+
+def _full_key(section: str, raw_key: str) -> str:
+    key = unescape_key(raw_key)
+    return f"{section}/{key}" if section else key
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    section, sep, rest = key.partition("/")
+    if not sep:
+        return "", key
+    return section, rest
+
+
+class IniSettings:
+    """A QSettings-like object on one INI file (see the module documentation)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._pending: dict[str, Any] = {}
+        self._sections: list[_Section] = []
+        self._values: dict[str, str] = {}
+        self._load()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = ""
+        self._sections = _parse(text)
+        self._values = {}
+        for section in self._sections:
+            for raw_key, raw_value in section.entries:
+                self._values[_full_key(section.name, raw_key)] = raw_value
+
+    def fileName(self) -> str:  # noqa: N802 - QSettings API
+        """Return the file path (as ``QSettings.fileName()``)."""
+        return str(self.path)
+
+    def contains(self, key: str) -> bool:
+        """Return True when ``key`` has a value (pending changes included)."""
+        if key in self._pending:
+            return self._pending[key] is not _REMOVED
+        if any(
+            k == key or key.startswith(k + "/") for k, v in self._pending.items() if v is _REMOVED
+        ):
+            return False
+        return key in self._values
+
+    def value(self, key: str, default: Any = None) -> Any:
+        """Return the value of ``key`` (strings come back as ``str`` as from QSettings)."""
+        if not self.contains(key):
+            return default
+        if key in self._pending:
+            return self._pending[key]
+        return decode_value(self._values[key])
+
+    def allKeys(self) -> list[str]:  # noqa: N802 - QSettings API
+        """Return every key (pending changes included)."""
+        keys = [k for k in self._values if self.contains(k)]
+        keys += [k for k, v in self._pending.items() if v is not _REMOVED and k not in self._values]
+        return keys
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def setValue(self, key: str, value: Any) -> None:  # noqa: N802 - QSettings API
+        """Set ``key`` to ``value`` (written at the next :meth:`sync`)."""
+        encode_value(value)  # fail now, not at sync time
+        self._pending[key] = value
+
+    def remove(self, key: str) -> None:
+        """Remove ``key`` and every key below it (as ``QSettings.remove``)."""
+        for k in list(self._pending):
+            if k == key or k.startswith(key + "/"):
+                del self._pending[k]
+        self._pending[key] = _REMOVED
+
+    def sync(self) -> None:
+        """Write pending changes: re-read the file, apply them, replace the file atomically."""
+        if not self._pending:
+            self._load()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            self._load()
+            self._apply_pending()
+            self._write()
+        self._pending.clear()
+        self._load()
+
+    def _apply_pending(self) -> None:
+        for key, value in self._pending.items():
+            if value is _REMOVED:
+                for section in self._sections:
+                    section.entries = [
+                        (k, v)
+                        for k, v in section.entries
+                        if not (
+                            _full_key(section.name, k) == key
+                            or _full_key(section.name, k).startswith(key + "/")
+                        )
+                    ]
+                continue
+            name, sub = _split_key(key)
+            raw_key, raw_value = escape_key(sub), encode_value(value)
+            target = next((s for s in self._sections if s.name == name and s.header), None)
+            if name == "":
+                target = next((s for s in self._sections if s.name == "" and s.header), None)
+            if target is None:
+                header = (
+                    "[General]"
+                    if name == ""
+                    else f"[{escape_key(name) if name != 'General' else '%General'}]"
+                )
+                target = _Section(name, header)
+                if name == "":
+                    self._sections.insert(1, target)
+                else:
+                    self._sections.append(target)
+            for index, (k, _) in enumerate(target.entries):
+                if unescape_key(k) == sub:
+                    target.entries[index] = (raw_key, raw_value)
+                    break
+            else:
+                target.entries.append((raw_key, raw_value))
+
+    def _render(self) -> str:
+        lines: list[str] = []
+        for section in self._sections:
+            if not section.header:
+                lines.extend(line for line in section.other_lines if line.strip())
+                continue
+            if not section.entries:
+                continue
+            if lines:
+                lines.append("")
+            lines.append(section.header)
+            lines.extend(f"{k}={v}" for k, v in section.entries)
+        return "\n".join(lines) + "\n" if lines else ""
+
+    def _write(self) -> None:
+        text = self._render()
+        mode = 0o600
+        with contextlib.suppress(FileNotFoundError):
+            mode = self.path.stat().st_mode & 0o777
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        try:
+            os.fchmod(fd, mode) if hasattr(os, "fchmod") else None
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            import fcntl
+        except ImportError:  # Windows: the atomic replace is the only guard
+            yield
+            return
+        lock_path = self.path.parent / f".{self.path.name}.dicomservers-lock"
+        with open(lock_path, "a+") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
