@@ -43,8 +43,12 @@ def escape_key(key: str) -> str:
             out.append(ch)
         elif ord(ch) <= 0xFF:
             out.append(f"%{ord(ch):02X}")
-        else:
-            out.append(f"%U{ord(ch):04X}")
+        else:  # per UTF-16 code unit, as Qt does (astral characters become a pair)
+            units = ch.encode("utf-16-be", "surrogatepass")
+            out.extend(
+                f"%U{int.from_bytes(units[i : i + 2], 'big'):04X}"
+                for i in (0, 2)[: len(units) // 2]
+            )
     return "".join(out)
 
 
@@ -70,7 +74,10 @@ def unescape_key(text: str) -> str:
         else:
             out.append(ch)
             i += 1
-    return "".join(out)
+    text = "".join(out)
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        text = text.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "replace")
+    return text
 
 
 _ESCAPES = {
@@ -109,6 +116,11 @@ def escape_string(value: str) -> str:
         elif ch == "\0":
             out.append("\\0")
             escape_next_if_hex = True
+        elif ord(ch) > 0xFFFF:  # Qt escapes UTF-16 code units: a surrogate pair
+            units = ch.encode("utf-16-be", "surrogatepass")
+            out.append(f"\\x{int.from_bytes(units[:2], 'big'):x}")
+            out.append(f"\\x{int.from_bytes(units[2:], 'big'):x}")
+            escape_next_if_hex = True
         elif ord(ch) <= 0x1F or ord(ch) >= 0x7F:
             out.append(f"\\x{ord(ch):x}")
             escape_next_if_hex = True
@@ -120,10 +132,45 @@ def escape_string(value: str) -> str:
     return text
 
 
+_SIMPLE_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    '"': '"',
+    "'": "'",
+    "\\": "\\",
+    "?": "?",
+}
+
+
+def _trim(chars: list[tuple[str, bool]]) -> str:
+    """Join characters, dropping literal (unquoted, unescaped) white space at both ends.
+
+    Escaped UTF-16 surrogate pairs (``\\xd83d\\xde00``) are joined into one character.
+    """
+    start, end = 0, len(chars)
+    while start < end and chars[start][1] and chars[start][0] in " \t":
+        start += 1
+    while end > start and chars[end - 1][1] and chars[end - 1][0] in " \t":
+        end -= 1
+    text = "".join(ch for ch, _ in chars[start:end])
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        text = text.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "replace")
+    return text
+
+
 def _unescape_value(text: str) -> str | list[str]:
-    """Decode a raw INI value into a string (or a list when unquoted commas separate items)."""
+    """Decode a raw INI value into a string (or a list when unquoted commas separate items).
+
+    Only literal white space outside quotes is trimmed, as Qt's reader does; escaped
+    characters (``\\n``, ``\\t``…) and quoted spaces are kept.
+    """
     items: list[str] = []
-    current: list[str] = []
+    current: list[tuple[str, bool]] = []  # (character, literal white space may be trimmed)
     in_quotes = False
     is_list = False
     i = 0
@@ -135,54 +182,36 @@ def _unescape_value(text: str) -> str | list[str]:
             i += 1
         elif ch == "\\" and i + 1 < n:
             nxt = text[i + 1]
-            simple = {
-                "a": "\a",
-                "b": "\b",
-                "f": "\f",
-                "n": "\n",
-                "r": "\r",
-                "t": "\t",
-                "v": "\v",
-                '"': '"',
-                "'": "'",
-                "\\": "\\",
-                "?": "?",
-            }
-            if nxt in simple:
-                current.append(simple[nxt])
+            if nxt in _SIMPLE_ESCAPES:
+                current.append((_SIMPLE_ESCAPES[nxt], False))
                 i += 2
             elif nxt in "xX":
                 m = re.match(r"[0-9a-fA-F]+", text[i + 2 :])
                 if m:
-                    current.append(chr(int(m.group(0), 16)))
+                    current.append((chr(int(m.group(0), 16)), False))
                     i += 2 + len(m.group(0))
                 else:
                     i += 2
             elif nxt in "01234567":
                 m = re.match(r"[0-7]{1,3}", text[i + 1 :])
                 assert m is not None
-                current.append(chr(int(m.group(0), 8)))
+                current.append((chr(int(m.group(0), 8)), False))
                 i += 1 + len(m.group(0))
             else:
-                current.append(nxt)
+                current.append((nxt, False))
                 i += 2
         elif ch == "," and not in_quotes:
             is_list = True
-            items.append("".join(current).strip())
+            items.append(_trim(current))
             current = []
             i += 1
         else:
-            current.append(ch)
+            current.append((ch, not in_quotes))
             i += 1
-    last = "".join(current)
     if is_list:
-        items.append(last.strip())
+        items.append(_trim(current))
         return items
-    # Unquoted surrounding spaces are not part of the value (Qt trims them).
-    stripped = text.strip()
-    if stripped.startswith('"') and stripped.endswith('"') and len(stripped) >= 2:
-        return last
-    return last.strip()
+    return _trim(current)
 
 
 def decode_value(raw: str) -> Any:
