@@ -153,6 +153,28 @@ def cmd_default(context: CliContext) -> int:
     return EXIT_OK
 
 
+def cmd_sync_slicer(context: CliContext) -> int:
+    """Write the ordered list into the server tables of Slicer's DICOM browsers."""
+    from pathlib import Path
+
+    from .ini_settings import IniSettings
+    from .slicer_tables import listener_conflicts, write_tables
+    from .user_paths import slicer_settings_file
+
+    target = Path(context.args.slicer_settings) if context.args.slicer_settings else None
+    target = target or (context.settings_path if context.args.settings else slicer_settings_file())
+    servers = context.registry.servers
+    settings = IniSettings(target)
+    write_tables(settings, servers)
+    print(
+        f"wrote {len(servers)} servers into Slicer's DICOM browser tables in {target}",
+        file=context.stdout,
+    )
+    for warning in listener_conflicts(settings, servers):
+        context.warn(f"warning: {warning}")
+    return EXIT_OK
+
+
 def register(commands: Any) -> None:
     """Add the ``servers`` command group to the parser."""
     servers = commands.add_parser("servers", help="manage the ordered server list")
@@ -197,3 +219,14 @@ def register(commands: Any) -> None:
     p = add("default", cmd_default, "make a server the default one")
     p.add_argument("name", nargs="?")
     p.add_argument("--clear", action="store_true", help="no default server")
+    p = add(
+        "sync-slicer",
+        cmd_sync_slicer,
+        "write the list, in order, into the server tables of Slicer's DICOM browsers",
+    )
+    p.add_argument(
+        "--slicer-settings",
+        metavar="PATH",
+        help="Slicer.ini to write (default: the --settings file if given, else the user's"
+        " Slicer.ini)",
+    )

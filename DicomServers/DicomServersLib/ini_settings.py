@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -93,13 +94,14 @@ _ESCAPES = {
 }
 
 
-def escape_string(value: str) -> str:
+def escape_string(value: str, *, raw_variant: bool = False) -> str:
     """Escape a string value as Qt's INI writer does (UTF-8 file, Qt 6 style).
 
     Non-ASCII characters are written as ``\\xHHHH`` escapes, which both Qt 5 and Qt 6
     readers decode, so the file stays ASCII whatever Qt version Slicer was built with.
+    ``raw_variant`` marks an ``@Variant(…)`` text whose leading ``@`` must not be doubled.
     """
-    if value.startswith("@"):
+    if value.startswith("@") and not raw_variant:
         value = "@" + value
     out: list[str] = []
     needs_quotes = False
@@ -229,8 +231,50 @@ def decode_value(raw: str) -> Any:
     return value
 
 
+def _qstring(text: str) -> bytes:
+    data = text.encode("utf-16-be")
+    return struct.pack(">I", len(data)) + data
+
+
+def _qvariant(value: Any) -> bytes:
+    """Serialise a value as ``QDataStream`` version Qt_4_0 writes a ``QVariant``.
+
+    QSettings streams variants with version Qt_4_0, which has no "is null" byte: a type id
+    (quint32) followed by the value.
+    """
+    if isinstance(value, bool):
+        return struct.pack(">IB", 1, int(value))  # QVariant::Bool
+    if isinstance(value, int):
+        return struct.pack(">Ii", 2, value)  # QVariant::Int
+    if isinstance(value, float):
+        return struct.pack(">Id", 6, value)  # QVariant::Double
+    if isinstance(value, str):
+        return struct.pack(">I", 10) + _qstring(value)  # QVariant::String
+    if isinstance(value, dict):
+        body = struct.pack(">II", 8, len(value))  # QVariant::Map
+        for key in sorted(value):
+            body += _qstring(str(key)) + _qvariant(value[key])
+        return body
+    raise TypeError(f"cannot store a {type(value).__name__} inside a QVariantMap")
+
+
+def encode_variant_map(value: dict[str, Any]) -> str:
+    """Return the raw INI text of a ``QVariantMap`` (``@Variant(…)``), as QSettings writes it.
+
+    Slicer's legacy query/retrieve widget stores each server as such a map (CTK
+    ``Libs/DICOM/Widgets/ctkDICOMServerNodeWidget.cpp``, ``saveSettings``).
+    """
+    data = _qvariant(value).decode("latin-1")
+    return escape_string(f"@Variant({data})", raw_variant=True)
+
+
 def encode_value(value: Any) -> str:
-    """Return the raw INI text of a value: str, int, float, bool, or a list of str."""
+    """Return the raw INI text of a value: str, int, float, bool, list of str, or dict.
+
+    A dict is stored as a ``QVariantMap`` (``@Variant(…)``), as PythonQt and QSettings do.
+    """
+    if isinstance(value, dict):
+        return encode_variant_map(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

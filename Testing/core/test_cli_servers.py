@@ -9,26 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run(
-    settings: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = dict(
-        os.environ, PYTHONPATH=str(REPO / "DicomServers"), DICOMSERVERS_SECRET_STORE="memory"
-    )
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "DicomServersLib", "--settings", str(settings), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
+from cli_runner import REPO, run
 
 
 def names(settings: Path) -> list[str]:
