@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .cli import EXIT_OK, CliContext, UsageError
+from .cli import EXIT_INVALID, EXIT_OK, CliContext, UsageError
 from .server import FIELD_NAMES, SECRET_FIELDS, DicomServer
 from .validation import parse_fields
 
@@ -175,6 +175,52 @@ def cmd_sync_slicer(context: CliContext) -> int:
     return EXIT_OK
 
 
+def cmd_export(context: CliContext) -> int:
+    """Write the list as versioned JSON, without secrets."""
+    from pathlib import Path
+
+    from .server_exchange import export_file
+
+    servers = context.registry.servers
+    export_file(servers, Path(context.args.file))
+    print(
+        f"exported {len(servers)} servers to {context.args.file} (passwords are not exported)",
+        file=context.stdout,
+    )
+    return EXIT_OK
+
+
+def cmd_import(context: CliContext) -> int:
+    """Merge (or with --replace, replace) the list from an export file; --dry-run shows the plan."""
+    from pathlib import Path
+
+    from .server_exchange import apply_import, plan_import, read_document
+
+    args = context.args
+    plan = plan_import(context.registry, read_document(Path(args.file)), replace=args.replace)
+    if args.json:
+        context.print_json(plan.to_dict())
+    else:
+        for name in plan.added:
+            print(f"added      {name}", file=context.stdout)
+        for name, fields in plan.changed.items():
+            print(f"changed    {name}: {', '.join(fields)}", file=context.stdout)
+        for name in plan.unchanged:
+            print(f"unchanged  {name}", file=context.stdout)
+        for name in plan.removed:
+            print(f"removed    {name}", file=context.stdout)
+    if not plan.ok:
+        for error in plan.errors:
+            print(f"error: {error}", file=context.stderr)
+        print("nothing was imported", file=context.stderr)
+        return EXIT_INVALID
+    if args.dry_run:
+        print("dry run: nothing was changed", file=context.stderr)
+        return EXIT_OK
+    apply_import(context.registry, plan)
+    return EXIT_OK
+
+
 def register(commands: Any) -> None:
     """Add the ``servers`` command group to the parser."""
     servers = commands.add_parser("servers", help="manage the ordered server list")
@@ -219,6 +265,13 @@ def register(commands: Any) -> None:
     p = add("default", cmd_default, "make a server the default one")
     p.add_argument("name", nargs="?")
     p.add_argument("--clear", action="store_true", help="no default server")
+    p = add("export", cmd_export, "write the list as versioned JSON, without passwords")
+    p.add_argument("file")
+    p = add("import", cmd_import, "merge servers by name from an export file (all or nothing)")
+    p.add_argument("file")
+    p.add_argument("--dry-run", action="store_true", help="show added / changed / unchanged only")
+    p.add_argument("--replace", action="store_true", help="make the file the whole list")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p = add(
         "sync-slicer",
         cmd_sync_slicer,
