@@ -1,0 +1,1 @@
+"""Test harnesses: stand-ins for what cannot run here (the Slicer application)."""
