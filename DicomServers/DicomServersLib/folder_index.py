@@ -117,6 +117,7 @@ class FolderIndex:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.db_path), check_same_thread=False)
         self._db.executescript(_SCHEMA)
+        self._known: dict[str, tuple[int, int]] | None = None
 
     def close(self) -> None:
         """Close the database."""
@@ -145,10 +146,14 @@ class FolderIndex:
             )
         stats = IndexStats()
         with self._lock:
-            known = {
-                path: (size, mtime)
-                for path, size, mtime in self._db.execute("SELECT path, size, mtime_ns FROM files")
-            }
+            if self._known is None:  # kept in memory between updates of this object
+                self._known = {
+                    path: (size, mtime)
+                    for path, size, mtime in self._db.execute(
+                        "SELECT path, size, mtime_ns FROM files"
+                    )
+                }
+            known = self._known
             seen: set[str] = set()
             batch: list[tuple[object, ...]] = []
             for entry in _walk(self.folder):
@@ -159,6 +164,7 @@ class FolderIndex:
                     stats.unchanged += 1
                     continue
                 batch.append(self._row(entry.path, info.st_size, info.st_mtime_ns, stats))
+                known[entry.path] = (info.st_size, info.st_mtime_ns)
                 stats.read += 1
                 if len(batch) >= 500:
                     self._store(batch)
@@ -169,10 +175,13 @@ class FolderIndex:
                         break
             self._store(batch)
             if not stats.cancelled:
-                gone = [(p,) for p in known if p not in seen]
+                gone = [p for p in known if p not in seen]
                 stats.removed = len(gone)
-                self._db.executemany("DELETE FROM files WHERE path = ?", gone)
-            self._db.commit()
+                self._db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in gone])
+                for path in gone:
+                    del known[path]
+            if stats.read or stats.removed:
+                self._db.commit()
         stats.duration_s = time.perf_counter() - start
         return stats
 
