@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 _KEY_SAFE = re.compile(r"[A-Za-z0-9_.-]")
+_RAW_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _REMOVED = object()
 
 
@@ -292,19 +293,35 @@ def encode_value(value: Any) -> str:
 
 
 @dataclass
+class _Line:
+    """One line of a section: a key and its raw value, or any other line (``key`` None)."""
+
+    key: str | None  # the raw (escaped) key
+    value: str = ""  # the raw value
+    text: str | None = None  # the line as read, written back as is while unchanged
+
+
+@dataclass
 class _Section:
     name: str  # unescaped group name ("" = root/General)
-    header: str  # the raw header line
-    entries: list[tuple[str, str]] = field(default_factory=list)  # (raw key, raw value)
-    other_lines: list[str] = field(default_factory=list)  # comments/blank lines kept
+    header: str  # the raw header line ("" for lines before any header)
+    lines: list[_Line] = field(default_factory=list)
+
+    def entries(self) -> list[_Line]:
+        return [line for line in self.lines if line.key is not None]
 
 
-def _parse(text: str) -> list[_Section]:
+def _parse(text: str, damaged: list[tuple[int, str]] | None = None) -> list[_Section]:
     sections: list[_Section] = [_Section("", "")]
-    for line in text.splitlines():
+    # Only "\n" ends a line (str.splitlines would also split on \v, \f, \x1c… inside values).
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
         stripped = line.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
-            raw = stripped[1:-1]
+        is_damaged = bool(_RAW_CONTROL.search(line.removesuffix("\r")))  # Qt never writes those
+        if stripped.startswith("[") and stripped.endswith("]") and not is_damaged:
+            raw = stripped[1:-1].strip()
             if raw == "General":
                 name = ""
             elif raw == "%General":
@@ -313,11 +330,16 @@ def _parse(text: str) -> list[_Section]:
                 name = unescape_key(raw)
             sections.append(_Section(name, line))
             continue
-        if not stripped or stripped.startswith(";") or stripped.startswith("#") or "=" not in line:
-            sections[-1].other_lines.append(line)
+        if is_damaged or (stripped and not stripped.startswith((";", "#")) and "=" not in line):
+            if damaged is not None:
+                damaged.append((number, line))
+            sections[-1].lines.append(_Line(None, text=line))
+            continue
+        if not stripped or stripped.startswith((";", "#")):
+            sections[-1].lines.append(_Line(None, text=line))
             continue
         key, _, value = line.partition("=")
-        sections[-1].entries.append((key.strip(), value.strip()))
+        sections[-1].lines.append(_Line(key.strip(), value.strip(), line))
     return sections
 
 
@@ -347,14 +369,17 @@ class IniSettings:
 
     def _load(self) -> None:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            # Bytes that are not UTF-8 (a damaged file) are kept as they are and written back.
+            text = self.path.read_bytes().decode("utf-8", errors="surrogateescape")
         except FileNotFoundError:
             text = ""
-        self._sections = _parse(text)
+        self.damaged_lines: list[tuple[int, str]] = []
+        self._sections = _parse(text, self.damaged_lines)
         self._values = {}
         for section in self._sections:
-            for raw_key, raw_value in section.entries:
-                self._values[_full_key(section.name, raw_key)] = raw_value
+            for entry in section.entries():
+                assert entry.key is not None
+                self._values[_full_key(section.name, entry.key)] = entry.value
 
     def fileName(self) -> str:  # noqa: N802 - QSettings API
         """Return the file path (as ``QSettings.fileName()``)."""
@@ -415,20 +440,19 @@ class IniSettings:
         for key, value in self._pending.items():
             if value is _REMOVED:
                 for section in self._sections:
-                    section.entries = [
-                        (k, v)
-                        for k, v in section.entries
-                        if not (
-                            _full_key(section.name, k) == key
-                            or _full_key(section.name, k).startswith(key + "/")
+                    section.lines = [
+                        line
+                        for line in section.lines
+                        if line.key is None
+                        or not (
+                            _full_key(section.name, line.key) == key
+                            or _full_key(section.name, line.key).startswith(key + "/")
                         )
                     ]
                 continue
             name, sub = _split_key(key)
-            raw_key, raw_value = escape_key(sub), encode_value(value)
+            new_line = _Line(escape_key(sub), encode_value(value))
             target = next((s for s in self._sections if s.name == name and s.header), None)
-            if name == "":
-                target = next((s for s in self._sections if s.name == "" and s.header), None)
             if target is None:
                 header = (
                     "[General]"
@@ -440,26 +464,29 @@ class IniSettings:
                     self._sections.insert(1, target)
                 else:
                     self._sections.append(target)
-            for index, (k, _) in enumerate(target.entries):
-                if unescape_key(k) == sub:
-                    target.entries[index] = (raw_key, raw_value)
+            for index, line in enumerate(target.lines):
+                if line.key is not None and unescape_key(line.key) == sub:
+                    target.lines[index] = new_line
                     break
             else:
-                target.entries.append((raw_key, raw_value))
+                target.lines.append(new_line)
 
     def _render(self) -> str:
-        lines: list[str] = []
+        out: list[str] = []
         for section in self._sections:
-            if not section.header:
-                lines.extend(line for line in section.other_lines if line.strip())
+            body = [
+                line.text if line.text is not None else f"{line.key}={line.value}"
+                for line in section.lines
+                if line.key is not None or (line.text or "").strip()
+            ]
+            if section.header and not section.entries() and not body:
                 continue
-            if not section.entries:
-                continue
-            if lines:
-                lines.append("")
-            lines.append(section.header)
-            lines.extend(f"{k}={v}" for k, v in section.entries)
-        return "\n".join(lines) + "\n" if lines else ""
+            if section.header:
+                if out:
+                    out.append("")
+                out.append(section.header)
+            out.extend(body)
+        return "\n".join(out) + "\n" if out else ""
 
     def _write(self) -> None:
         text = self._render()
@@ -471,7 +498,9 @@ class IniSettings:
         )
         try:
             os.fchmod(fd, mode) if hasattr(os, "fchmod") else None
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            with os.fdopen(
+                fd, "w", encoding="utf-8", errors="surrogateescape", newline="\n"
+            ) as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())

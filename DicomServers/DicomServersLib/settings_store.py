@@ -89,13 +89,27 @@ class SettingsStore:
         self.settings = settings
         self.secrets: SecretStore = secrets if secrets is not None else MemorySecretStore()
         self._rejected: list[RejectedEntry] = []
+        self._previously_rejected: list[RejectedEntry] = []
 
     # -- load ----------------------------------------------------------------------------------
 
     def load(self) -> LoadResult:
-        """Read the server list; invalid entries are reported and kept aside, never dropped."""
+        """Read the server list; invalid entries are reported and kept aside, never dropped.
+
+        ``LoadResult.rejected`` lists the entries of this read that could not be used; all
+        entries kept aside so far (this read and earlier ones) are :attr:`rejected`.
+        """
         result = LoadResult(servers=[])
         self._rejected = self._read_rejected()
+        self._previously_rejected = list(self._rejected)
+        damaged = getattr(self.settings, "damaged_lines", None) or []
+        if damaged:
+            number, line = damaged[0]
+            result.problems.append(
+                f"the settings file has {len(damaged)} line(s) that are not valid INI (line"
+                f" {number}: {line[:60]!r}); they are kept unchanged, but servers stored near"
+                " them may not be listed: check the file"
+            )
         raw = _text(self.settings.value(KEY_SERVERS))
         if raw is None or raw.strip() == "":
             return result
@@ -146,14 +160,14 @@ class SettingsStore:
             self._load_secrets(server)
             names.append(server.name)
             result.servers.append(server)
-        result.rejected = list(self._rejected)
         return result
 
     def _reject(self, result: LoadResult, entry: Any, reason: str) -> None:
-        rejected = RejectedEntry(entry, reason)
         result.problems.append(reason)
-        if not any(r.entry == entry for r in self._rejected):
-            self._rejected.append(rejected)
+        result.rejected.append(RejectedEntry(entry, reason))
+        # Kept aside once: an entry already stored under Rejected is not stored twice.
+        if not any(r.entry == entry for r in self._previously_rejected):
+            self._rejected.append(result.rejected[-1])
 
     def _read_rejected(self) -> list[RejectedEntry]:
         raw = _text(self.settings.value(KEY_REJECTED))

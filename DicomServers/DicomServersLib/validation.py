@@ -407,6 +407,8 @@ def check_names_unique(names: Iterable[str]) -> list[tuple[str, str]]:
     seen: set[str] = set()
     errors: list[tuple[str, str]] = []
     for name in names:
+        if not isinstance(name, str):
+            continue  # check_name reports it
         key = name.strip().casefold()
         if key in seen:
             errors.append(("name", field_message("name", f"{name.strip()!r} is already used")))
