@@ -1,0 +1,7 @@
+"""Notifications of new studies, series and instances on a server.
+
+:mod:`.events` (the event and its wire format), :mod:`.event_queue` (the bounded queue the UI
+drains), :mod:`.limits` and :mod:`.listener` (the HTTP listener the PACS-side plugin posts to),
+:mod:`.polling` (the fallback when no listener can run) and :mod:`.service` (per server: listener
+or polling, and why).
+"""
