@@ -19,10 +19,17 @@ under both bindings:
   ``comboBox.itemData(comboBox.currentIndex)``;
 - ``dialog.exec_()`` (Slicer's habit) is deprecated in PySide6: use
   :func:`DicomServersUI.ui_loader.execDialog`.
+
+PySide6 6.12 on Python 3.11 drops a reference to ``None`` on every call of a C++ method that
+returns nothing (``w.setFocus()``, ``w.toolTip = "x"``...); after some ten thousand calls
+Python aborts with "none_dealloc: deallocating None". Python 3.12+ is not affected (``None`` is
+immortal there, PEP 683); :func:`protectNone` gives 3.11 the same protection and
+:func:`install` applies it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import sys
 import types
 
@@ -46,6 +53,21 @@ def _merge() -> None:
 _merge()
 
 
+def protectNone() -> None:
+    """Make ``None`` practically immortal on CPython < 3.12 (see the module documentation).
+
+    Adds 2**40 to the reference count of ``None`` once, as Python 3.12 does for immortal
+    objects; ``None`` is never deallocated anyway, so nothing else changes.
+    """
+    if sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
+        return
+    if getattr(protectNone, "done", False):
+        return
+    refcount = ctypes.c_ssize_t.from_address(id(None))  # ob_refcnt, first field of PyObject
+    refcount.value += 1 << 40
+    protectNone.done = True  # type: ignore[attr-defined]
+
+
 def install() -> types.ModuleType:
     """Register this module as ``qt`` in ``sys.modules`` (once) and return it.
 
@@ -54,6 +76,7 @@ def install() -> types.ModuleType:
     RuntimeError
         Another ``qt`` module (Slicer's PythonQt) is already imported.
     """
+    protectNone()
     module = sys.modules[__name__]
     existing = sys.modules.get("qt")
     if existing is None:

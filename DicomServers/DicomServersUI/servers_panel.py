@@ -35,7 +35,7 @@ except ImportError:  # Slicer (PythonQt)
 
 from DicomServersLib.background import BackgroundJob
 from DicomServersLib.server import FIELD_INFO
-from DicomServersLib.validation import ValidationError, parse_field
+from DicomServersLib.validation import ValidationError, check_names_unique, parse_field
 
 from . import icons
 from .connection_runner import (
@@ -58,8 +58,9 @@ from .ui_loader import (
     setContentsMargins,
 )
 
-#: Fields saved when the user leaves them rather than at each key press (secret store writes).
-DEFERRED_FIELDS = frozenset({"rest_password"})
+#: Typed fields: checked at each key press, saved when the user presses Enter or leaves the
+#: field (so half-typed values such as a partial server name are never saved).
+DEFERRED_FIELDS = frozenset(b.field for b in FIELD_WIDGETS if b.kind == "line")
 
 #: How often the main thread picks up connection-test progress (milliseconds).
 TEST_POLL_INTERVAL_MS = 30
@@ -196,8 +197,7 @@ class DicomServersPanel:
             field = binding.field
             if binding.kind == "line":
                 editor.textEdited.connect(lambda *args, field=field: self._onFieldEdited(field))
-                if field in DEFERRED_FIELDS:
-                    editor.editingFinished.connect(lambda *args: self._flushDeferred())
+                editor.editingFinished.connect(lambda *args: self._flushDeferred())
             elif binding.kind == "check":
                 editor.toggled.connect(lambda *args, field=field: self._onFieldEdited(field))
             elif binding.kind == "combo":
@@ -526,14 +526,14 @@ class DicomServersPanel:
         parseErrors: dict = {}
         parsed: dict = {}
         for field, raw in list(self._pending.items()):
-            if field in DEFERRED_FIELDS and not flush:
-                continue
             value, reason = parse_field(field, raw)
+            if not reason and field == "name":
+                reason = self._nameTaken(value)
             if reason:
                 parseErrors[field] = reason
             elif getattr(server, field) == value:
                 del self._pending[field]  # back to the stored value: nothing to save
-            else:
+            elif flush or field not in DEFERRED_FIELDS:
                 parsed[field] = value
         saveErrors = self._save(parsed) if parsed else {}
         self.form.showErrors({**saveErrors, **parseErrors})
@@ -569,6 +569,12 @@ class DicomServersPanel:
                 return errors
         return {}
 
+    def _nameTaken(self, name) -> str:
+        """Return why ``name`` cannot be used by the current server ("" if it can)."""
+        others = [s.name for s in self.registry.servers if s.id != self._currentId]
+        errors = check_names_unique([*others, name])
+        return errors[0][1] if errors else ""
+
     def _update(self, values: dict) -> None:
         server = self.currentServer()
         self.registry.update(server.name, **values)
@@ -598,6 +604,7 @@ class DicomServersPanel:
             return
         self.ui.storageFolderLineEdit.text = folder
         self._onFieldEdited("storage_folder")
+        self._flushDeferred()
 
     # -- actions --------------------------------------------------------------------------------
 

@@ -58,7 +58,10 @@ def click(widget: QtWidgets.QWidget, modifier: Any = Qt.KeyboardModifier.NoModif
     """Left-click the middle of ``widget``."""
     assert widget.visible, f"{widget.objectName} is not visible"
     assert widget.enabled, f"{widget.objectName} is disabled"
-    QTest.mouseClick(widget, Qt.MouseButton.LeftButton, modifier, widget.rect.center())
+    point = widget.rect.center()
+    if isinstance(widget, QtWidgets.QCheckBox):  # on the box: the row may be wider than the text
+        point = QtCore.QPoint(8, widget.rect.height() // 2)
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton, modifier, point)
     process_events()
 
 
@@ -85,17 +88,16 @@ def entry_names(panel: Any) -> list[str]:
     return [row_child(panel, row, "nameLabel").text for row in range(count)]
 
 
-def type_into(line_edit: QtWidgets.QLineEdit, text: str, leave: bool = False) -> None:
-    """Replace the text of ``line_edit`` by typing ``text``; ``leave`` moves the focus away."""
+def type_into(line_edit: QtWidgets.QLineEdit, text: str, enter: bool = True) -> None:
+    """Replace the text of ``line_edit`` by typing ``text``, then press Enter (``enter``)."""
     line_edit.setFocus()
     line_edit.selectAll()
     if text:
         QTest.keyClicks(line_edit, text)
     else:
         QTest.keyClick(line_edit, Qt.Key.Key_Delete)
-    if leave:
+    if enter:
         QTest.keyClick(line_edit, Qt.Key.Key_Return)
-        line_edit.clearFocus()
     process_events()
 
 
