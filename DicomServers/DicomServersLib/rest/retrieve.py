@@ -1,0 +1,505 @@
+"""Retrieving a study or a series over REST: Orthanc's REST API or DICOMweb WADO-RS.
+
+The same guarantees as a DIMSE retrieve: instances land at
+``<dest>/<Study>/<Series>/<SOP>.dcm`` (UIDs checked before they become paths), each written
+atomically (a temporary file renamed when complete, see :mod:`DicomServersLib.dicom_files`);
+instances already on disk are skipped, so a rerun after a cancel or a failure fetches only what
+is missing; a progress callback reports instances and bytes and cancels by returning False.
+
+- **Orthanc**: the study's instances are listed (``/studies/{id}/series`` and
+  ``/instances``) and each stored file is downloaded from ``/instances/{id}/file`` (the bytes
+  Orthanc received, unchanged) over several keep-alive connections in parallel.
+- **DICOMweb**: the instances are listed with QIDO-RS, then each series still missing is
+  retrieved with WADO-RS (one request per series, several series in parallel; one request per
+  instance for a series that is partly on disk). The ``multipart/related`` answer is parsed as
+  it streams (:class:`~DicomServersLib.rest.multipart.MultipartParser`), each part going
+  straight to its temporary file; nothing is held whole in memory. Instances are asked for as
+  stored (``transfer-syntax=*``, PS3.18 §8.7.3.5.2) so the files are the server's, byte for byte.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import requests
+
+from DicomServersLib.dicom_compat import read_header
+from DicomServersLib.dicom_files import (
+    check_uid,
+    commit_atomic,
+    discard_atomic,
+    instance_path,
+    open_atomic,
+    present_instances,
+    remove_stale_temporaries,
+)
+from DicomServersLib.progress import Progress, ProgressCallback, report
+from DicomServersLib.rest.diagnosis import (
+    KIND_AUTH,
+    KIND_CONNECTION,
+    KIND_DNS,
+    KIND_FORBIDDEN,
+    KIND_REFUSED,
+    KIND_TIMEOUT,
+    KIND_TLS,
+    RestError,
+)
+from DicomServersLib.rest.dicomweb import DicomwebClient
+from DicomServersLib.rest.multipart import (
+    PART_DATA,
+    PART_END,
+    PART_HEADERS,
+    MultipartError,
+    MultipartParser,
+    boundary_of,
+    parse_content_type,
+)
+from DicomServersLib.rest.orthanc import OrthancClient
+from DicomServersLib.rest.session import DEFAULT_POOL_SIZE, build_session, rest_base_url
+from DicomServersLib.server import DicomServer
+from DicomServersLib.transfer_model import RetrieveResult
+
+METHOD_ORTHANC = "orthanc-rest"
+METHOD_WADO = "wado-rs"
+
+#: Parallel downloads (Orthanc instances, or WADO-RS series).
+DEFAULT_WORKERS = 4
+#: Bytes read from the network at a time.
+CHUNK_SIZE = 1 << 20
+#: Bytes of each WADO-RS part kept in memory to read its UIDs without re-reading the file.
+HEAD_BYTES = 32 * 1024
+#: Seconds between progress reports while bytes flow.
+REPORT_EVERY_S = 0.2
+
+#: Failures that concern the whole server: stop at once instead of failing every instance.
+_FATAL_KINDS = frozenset(
+    {KIND_AUTH, KIND_FORBIDDEN, KIND_REFUSED, KIND_DNS, KIND_TLS, KIND_TIMEOUT, KIND_CONNECTION}
+)
+
+
+class _CancelledError(Exception):
+    """Raised inside a worker when the transfer was cancelled."""
+
+
+@dataclass
+class _Transfer:
+    """Counters shared by the workers and the reporting thread."""
+
+    study_uid: str
+    dest: Path
+    present: set[str]
+    total: int | None
+    bytes_total: int | None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    received: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes_done: int = 0
+    files: list[Path] = field(default_factory=list)
+    diagnosis: str = ""
+    fatal: bool = False
+
+    def add_bytes(self, count: int) -> None:
+        with self.lock:
+            self.bytes_done += count
+
+    def stored(self, path: Path) -> None:
+        with self.lock:
+            self.received += 1
+            self.files.append(path)
+
+    def fail(self, diagnosis: str, fatal: bool = False) -> None:
+        with self.lock:
+            self.failed += 1
+            if not self.diagnosis:
+                self.diagnosis = diagnosis
+            if fatal:
+                self.fatal = True
+                self.cancel.set()
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise _CancelledError
+
+    def snapshot(self, message: str) -> Progress:
+        with self.lock:
+            remaining = (
+                max(0, self.total - self.received - self.failed) if self.total is not None else None
+            )
+            return Progress(
+                completed=self.received,
+                remaining=remaining,
+                failed=self.failed,
+                bytes_done=self.bytes_done,
+                bytes_total=self.bytes_total,
+                message=message,
+            )
+
+
+def _run_jobs(
+    transfer: _Transfer,
+    jobs: list[Callable[[], None]],
+    workers: int,
+    progress: ProgressCallback | None,
+    message: str,
+) -> bool:
+    """Run download jobs in parallel, reporting progress; return False if cancelled."""
+    cancelled = False
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
+        pending: set[Future[None]] = {pool.submit(job) for job in jobs}
+        while pending:
+            done, pending = wait(pending, timeout=REPORT_EVERY_S, return_when=FIRST_COMPLETED)
+            for future in done:
+                error = future.exception()
+                if error is None or isinstance(error, _CancelledError):
+                    continue
+                if isinstance(error, RestError):
+                    transfer.fail(error.diagnosis, fatal=error.kind in _FATAL_KINDS)
+                elif isinstance(error, MultipartError):
+                    transfer.fail(f"The transfer from the server was cut: {error}.")
+                elif isinstance(error, OSError):
+                    transfer.fail(f"Could not write the files under {transfer.dest}: {error}.")
+                else:
+                    transfer.cancel.set()
+                    raise error
+            if not cancelled and not report(progress, transfer.snapshot(message)):
+                cancelled = True
+                transfer.cancel.set()
+            if transfer.cancel.is_set():
+                for future in pending:
+                    future.cancel()
+    return not cancelled
+
+
+def _result(transfer: _Transfer, method: str, cancelled: bool, started: float) -> RetrieveResult:
+    files = sorted(set(transfer.files))
+    ok = not cancelled and transfer.failed == 0 and not transfer.diagnosis
+    diagnosis = transfer.diagnosis
+    if cancelled:
+        diagnosis = "The retrieve was cancelled; run it again to fetch the missing instances."
+    return RetrieveResult(
+        ok=ok,
+        diagnosis=diagnosis,
+        method=method,
+        files=files,
+        received=transfer.received,
+        skipped=transfer.skipped,
+        failed=transfer.failed,
+        bytes_received=transfer.bytes_done,
+        cancelled=cancelled,
+        duration_s=time.monotonic() - started,
+    )
+
+
+def _check_uid_argument(name: str, value: str | None) -> None:
+    if value is None:
+        return
+    ok, reason = check_uid(value)
+    if not ok:
+        raise ValueError(f"{name}: {reason}")
+
+
+# -- Orthanc ---------------------------------------------------------------------------------
+
+
+def _retrieve_orthanc(
+    client: OrthancClient,
+    study_uid: str,
+    series_uid: str | None,
+    dest: Path,
+    progress: ProgressCallback | None,
+    workers: int,
+    started: float,
+) -> RetrieveResult:
+    study_id = client.lookup(study_uid, "Study")
+    series_id = client.lookup(series_uid, "Series") if series_uid else None
+    if study_id is None or (series_uid and series_id is None):
+        what = f"series {series_uid}" if series_uid and study_id else f"study {study_uid}"
+        return RetrieveResult(
+            ok=False,
+            method=METHOD_ORTHANC,
+            diagnosis=f"The {what} is not on the server (any more): refresh the study list.",
+            duration_s=time.monotonic() - started,
+        )
+    refs = client.instances_of(study_id, series_id)
+    present = present_instances(dest, study_uid)
+    todo = [r for r in refs if r.sop_instance_uid not in present]
+    sizes = [r.size for r in todo]
+    transfer = _Transfer(
+        study_uid,
+        dest,
+        present,
+        total=len(todo),
+        bytes_total=sum(s for s in sizes if s) if all(s is not None for s in sizes) else None,
+    )
+    for ref in refs:
+        if ref.sop_instance_uid in present:
+            transfer.skipped += 1
+            transfer.files.append(
+                instance_path(dest, study_uid, ref.series_instance_uid, ref.sop_instance_uid)
+            )
+
+    def download(ref_path: tuple[str, Path]) -> Callable[[], None]:
+        instance_id, path = ref_path
+
+        def job() -> None:
+            transfer.check()
+            handle, tmp = open_atomic(path)
+            try:
+                with client.open_instance_file(instance_id) as response:
+                    for chunk in response.iter_content(CHUNK_SIZE):
+                        transfer.check()
+                        handle.write(chunk)
+                        transfer.add_bytes(len(chunk))
+                commit_atomic(handle, tmp, path)
+            except BaseException:
+                discard_atomic(handle, tmp)
+                raise
+            transfer.stored(path)
+
+        return job
+
+    jobs = [
+        download(
+            (
+                r.instance_id,
+                instance_path(dest, study_uid, r.series_instance_uid, r.sop_instance_uid),
+            )
+        )
+        for r in todo
+    ]
+    completed = True
+    if jobs:
+        completed = _run_jobs(transfer, jobs, workers, progress, f"Retrieving {study_uid}")
+    return _result(transfer, METHOD_ORTHANC, not completed, started)
+
+
+# -- DICOMweb --------------------------------------------------------------------------------
+
+
+class _PartWriter:
+    """Writes the parts of one WADO-RS answer to their files, atomically."""
+
+    def __init__(self, transfer: _Transfer, series_hint: str | None) -> None:
+        self.transfer = transfer
+        self.series_hint = series_hint
+        self.handle: BinaryIO | None = None
+        self.tmp: Path | None = None
+        self.head = bytearray()
+
+    def start(self) -> None:
+        incoming = self.transfer.dest / self.transfer.study_uid / "incoming.dcm"
+        self.handle, self.tmp = open_atomic(incoming)
+        self.head = bytearray()
+
+    def write(self, data: bytes) -> None:
+        assert self.handle is not None
+        self.handle.write(data)
+        if len(self.head) < HEAD_BYTES:
+            self.head += data[: HEAD_BYTES - len(self.head)]
+        self.transfer.add_bytes(len(data))
+
+    def _uids(self) -> tuple[str, str]:
+        assert self.handle is not None and self.tmp is not None
+        try:
+            header = read_header(io.BytesIO(bytes(self.head)))
+            sop = str(header.SOPInstanceUID)
+            series = str(header.get("SeriesInstanceUID", "") or self.series_hint or "")
+            if sop and series:
+                return sop, series
+        except Exception:  # the head may end inside the header: read the file instead
+            pass
+        self.handle.flush()
+        header = read_header(self.tmp)
+        series = str(header.get("SeriesInstanceUID", "") or self.series_hint or "")
+        return str(header.SOPInstanceUID), series
+
+    def end(self) -> None:
+        assert self.handle is not None and self.tmp is not None
+        try:
+            sop, series = self._uids()
+            path = instance_path(self.transfer.dest, self.transfer.study_uid, series, sop)
+        except Exception as error:  # one bad part must not stop the others
+            self.abort()
+            self.transfer.fail(f"The server sent a part that cannot be stored: {error}.")
+            return
+        handle, tmp = self.handle, self.tmp
+        self.handle = self.tmp = None
+        if sop in self.transfer.present:
+            discard_atomic(handle, tmp)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        commit_atomic(handle, tmp, path)
+        self.transfer.stored(path)
+
+    def abort(self) -> None:
+        if self.handle is not None and self.tmp is not None:
+            discard_atomic(self.handle, self.tmp)
+        self.handle = self.tmp = None
+
+
+def _stream_parts(response: requests.Response, writer: _PartWriter, transfer: _Transfer) -> None:
+    """Parse a WADO-RS answer as it arrives and write each part."""
+    media, _ = parse_content_type(response.headers.get("Content-Type", ""))
+    try:
+        if media.startswith("multipart/"):
+            parser = MultipartParser(boundary_of(response.headers["Content-Type"]))
+            for chunk in response.iter_content(CHUNK_SIZE):
+                transfer.check()
+                for kind, value in parser.feed(chunk):
+                    if kind == PART_HEADERS:
+                        writer.start()
+                    elif kind == PART_DATA:
+                        assert isinstance(value, bytes)
+                        writer.write(value)
+                    elif kind == PART_END:
+                        writer.end()
+            parser.finish()
+        else:  # a single instance answered as application/dicom
+            writer.start()
+            for chunk in response.iter_content(CHUNK_SIZE):
+                transfer.check()
+                writer.write(chunk)
+            writer.end()
+    finally:
+        writer.abort()
+        response.close()
+
+
+def _retrieve_dicomweb(
+    client: DicomwebClient,
+    study_uid: str,
+    series_uid: str | None,
+    dest: Path,
+    progress: ProgressCallback | None,
+    workers: int,
+    started: float,
+) -> RetrieveResult:
+    refs = client.instances_of(study_uid, series_uid)
+    present = present_instances(dest, study_uid)
+    todo = [r for r in refs if r.sop_instance_uid not in present]
+    transfer = _Transfer(
+        study_uid, dest, present, total=len(todo) if refs else None, bytes_total=None
+    )
+    by_series: dict[str, list[str]] = {}
+    missing: dict[str, list[str]] = {}
+    for ref in refs:
+        by_series.setdefault(ref.series_instance_uid, []).append(ref.sop_instance_uid)
+        if ref.sop_instance_uid in present:
+            transfer.skipped += 1
+            transfer.files.append(
+                instance_path(dest, study_uid, ref.series_instance_uid, ref.sop_instance_uid)
+            )
+        else:
+            missing.setdefault(ref.series_instance_uid, []).append(ref.sop_instance_uid)
+
+    def job(series: str | None, sop: str | None) -> Callable[[], None]:
+        def run() -> None:
+            transfer.check()
+            response = client.open_retrieve(study_uid, series, sop)
+            _stream_parts(response, _PartWriter(transfer, series), transfer)
+
+        return run
+
+    jobs: list[Callable[[], None]] = []
+    if not refs:  # no instance-level QIDO answer: ask for everything, skip what is present
+        jobs.append(job(series_uid, None))
+    for series, sops in missing.items():
+        if len(sops) == len(by_series[series]):
+            jobs.append(job(series, None))
+        else:
+            jobs += [job(series, sop) for sop in sops]
+    completed = True
+    if jobs:
+        completed = _run_jobs(transfer, jobs, workers, progress, f"Retrieving {study_uid}")
+    return _result(transfer, METHOD_WADO, not completed, started)
+
+
+def retrieve_study(
+    server: DicomServer,
+    study_uid: str,
+    dest: str | Path,
+    *,
+    series_uid: str | None = None,
+    session: requests.Session | None = None,
+    progress: ProgressCallback | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> RetrieveResult:
+    """Retrieve a study (or one of its series) over the server's REST API into ``dest``.
+
+    Parameters
+    ----------
+    server : DicomServer
+        ``rest_flavor`` picks Orthanc REST or WADO-RS; URL, login and timeout are used.
+    study_uid : str
+        StudyInstanceUID.
+    dest : str or pathlib.Path
+        Folder; files go to ``<dest>/<Study>/<Series>/<SOP>.dcm``.
+    series_uid : str, optional
+        Retrieve only this series.
+    session : requests.Session, optional
+        Default: :func:`~DicomServersLib.rest.session.build_session`, pooled for ``workers``.
+    progress : ProgressCallback, optional
+        Reports instances and bytes; returning False cancels (no partial file is left).
+    workers : int, optional
+        Parallel connections.
+
+    Returns
+    -------
+    RetrieveResult
+        ``files`` lists every instance of the request now on disk; ``received`` those
+        transferred by this run and ``skipped`` those already there. Network failures give
+        ``ok`` False with a diagnosis.
+
+    Raises
+    ------
+    ValueError
+        ``study_uid`` or ``series_uid`` is not a valid UID (named in the message).
+    """
+    _check_uid_argument("study_uid", study_uid)
+    _check_uid_argument("series_uid", series_uid)
+    started = time.monotonic()
+    folder = Path(dest)
+    study_folder = folder / study_uid
+    if study_folder.is_dir():
+        remove_stale_temporaries(study_folder)
+    own = session is None
+    active = (
+        session
+        if session is not None
+        else build_session(server, pool_size=max(workers, DEFAULT_POOL_SIZE))
+    )
+    base = rest_base_url(server)
+    method = METHOD_WADO if server.rest_flavor == "dicomweb" else METHOD_ORTHANC
+    try:
+        if server.rest_flavor == "dicomweb":
+            return _retrieve_dicomweb(
+                DicomwebClient(active, base),
+                study_uid,
+                series_uid,
+                folder,
+                progress,
+                workers,
+                started,
+            )
+        return _retrieve_orthanc(
+            OrthancClient(active, base), study_uid, series_uid, folder, progress, workers, started
+        )
+    except RestError as error:
+        return RetrieveResult(
+            ok=False,
+            method=method,
+            diagnosis=error.diagnosis,
+            duration_s=time.monotonic() - started,
+        )
+    finally:
+        if own:
+            active.close()
