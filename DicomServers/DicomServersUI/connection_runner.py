@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -83,6 +84,17 @@ class ConnectionStatus:
         return text + (f"\n{self.summary}" if self.summary else "")
 
 
+#: How the steps of the core's connection test are titled in the panel.
+STEP_TITLES = {
+    "connect": "Network",
+    "echo": "C-ECHO (verification)",
+    "find": "C-FIND (query)",
+    "get": "C-GET (retrieve)",
+    "move": "C-MOVE (retrieve)",
+    "rest": "REST API",
+}
+
+
 def _attr(obj: Any, names: Sequence[str], default: Any = None) -> Any:
     for name in names:
         if isinstance(obj, dict) and name in obj:
@@ -93,47 +105,63 @@ def _attr(obj: Any, names: Sequence[str], default: Any = None) -> Any:
 
 
 def toTestStep(step: Any) -> TestStep:
-    """Convert a step of the core's connection test (name, ok, detail...) to a TestStep."""
+    """Convert a step of the core's connection test (``dimse.outcome.StepResult``) to a TestStep.
+
+    A step that passed reads "passed in 12 ms" (plus its note, if any); a skipped step is
+    neither passed nor failed; a failed step carries its diagnosis (what to do) and the
+    technical detail.
+    """
     if isinstance(step, TestStep):
         return step
-    ok = _attr(step, ("ok", "passed", "success"))
-    status = _attr(step, ("status", "outcome", "state"))
-    if ok is None and isinstance(status, str):
-        ok = {"ok": True, "passed": True, "failed": False, "error": False}.get(status.lower())
-    return TestStep(
-        name=str(_attr(step, ("name", "title", "step", "label"), "step")),
-        ok=None if ok is None else bool(ok),
-        detail=str(_attr(step, ("detail", "details", "message", "summary"), "") or ""),
-        diagnosis=str(_attr(step, ("diagnosis", "advice", "hint"), "") or ""),
-    )
+    raw = str(_attr(step, ("step", "name", "title"), "step"))
+    ok = _attr(step, ("ok", "passed"))
+    skipped = bool(_attr(step, ("skipped",), False))
+    note = str(_attr(step, ("diagnosis",), "") or "")
+    technical = str(_attr(step, ("detail",), "") or "")
+    seconds = _attr(step, ("duration_s",), None)
+    status = _attr(step, ("status",), None)
+    if skipped:
+        return TestStep(STEP_TITLES.get(raw, raw), None, "skipped" + (f": {note}" if note else ""))
+    if ok:
+        detail = "passed" if seconds is None else f"passed in {float(seconds) * 1000:.0f} ms"
+        return TestStep(STEP_TITLES.get(raw, raw), True, detail + (f" — {note}" if note else ""))
+    if isinstance(status, int):
+        technical = f"status 0x{status:04X}" + (f", {technical}" if technical else "")
+    return TestStep(STEP_TITLES.get(raw, raw), False, technical or "failed", note)
 
 
 def toTestOutcome(result: Any, steps: Sequence[TestStep]) -> TestOutcome:
-    """Convert the core's connection-test result to a TestOutcome."""
+    """Convert the core's connection-test result (``ConnectionTestResult``) to a TestOutcome."""
     if isinstance(result, TestOutcome):
         return result
     resultSteps = _attr(result, ("steps",), None)
     allSteps = tuple(toTestStep(s) for s in resultSteps) if resultSteps else tuple(steps)
-    ok = _attr(result, ("ok", "passed", "success"))
+    ok = _attr(result, ("ok",))
     if ok is None:
         ok = bool(allSteps) and all(s.ok is not False for s in allSteps)
     failed = [s for s in allSteps if s.ok is False]
-    summary = _attr(result, ("summary", "message"), "") or (
-        "All steps passed" if ok else f"Failed at: {failed[0].name}" if failed else "Failed"
-    )
+    if ok:
+        summary = "Connection OK: " + ", ".join(s.name.split(" ")[0] for s in allSteps if s.ok)
+    else:
+        summary = f"Failed at {failed[0].name}" if failed else "Connection failed"
     diagnosis = _attr(result, ("diagnosis",), "") or (failed[0].diagnosis if failed else "")
-    return TestOutcome(bool(ok), str(summary), allSteps, str(diagnosis or ""))
+    return TestOutcome(bool(ok), summary, allSteps, str(diagnosis or ""))
 
 
-def defaultConnectionTester() -> ConnectionTester | None:
-    """Return the core's deep connection test, or None when it is not installed."""
+def _keywords(function: Callable[..., Any]) -> set[str]:
     try:
-        module = importlib.import_module("DicomServersLib.dimse.connection_test")
-    except ImportError:
-        return None
-    run = getattr(module, "run_connection_test", None) or getattr(module, "test_connection", None)
-    if run is None:
-        return None
+        return set(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def wrapCoreTest(run: Callable[..., Any]) -> ConnectionTester:
+    """Adapt the core's ``test_connection(server, ...)`` to the :class:`ConnectionTester` protocol.
+
+    Each step is reported as it finishes when the core offers a step callback (``on_step``);
+    cancelling goes through its progress callback (returning False cancels) or cancel token.
+    """
+    accepted = _keywords(run)
 
     def tester(
         server: DicomServer, report: Callable[[TestStep], None], cancel: CancelToken
@@ -146,7 +174,48 @@ def defaultConnectionTester() -> ConnectionTester | None:
             report(converted)
             return not cancel.cancelled
 
-        result = run(server, on_step=onStep, cancel=cancel)
+        kwargs: dict[str, Any] = {}
+        if "on_step" in accepted:
+            kwargs["on_step"] = onStep
+        if "progress" in accepted:
+            kwargs["progress"] = lambda _value: not cancel.cancelled
+        if "cancel" in accepted:
+            kwargs["cancel"] = cancel
+        result = run(server, **kwargs)
+        if not seen:
+            for step in _attr(result, ("steps",), None) or ():
+                report(toTestStep(step))
         return toTestOutcome(result, seen)
 
     return tester
+
+
+def echoTester(
+    server: DicomServer, report: Callable[[TestStep], None], cancel: CancelToken
+) -> TestOutcome:
+    """The smallest connection test: one C-ECHO (``DicomServersLib.dimse.echo``)."""
+    from DicomServersLib.dimse.echo import echo
+
+    step = toTestStep(echo(server))
+    report(step)
+    return toTestOutcome(None, [step])
+
+
+def defaultConnectionTester() -> ConnectionTester | None:
+    """Return the core's deep connection test, else a C-ECHO test, else None.
+
+    None means the DIMSE part of the core cannot be imported (pynetdicom missing): the panel
+    then says the test is not available.
+    """
+    try:
+        module = importlib.import_module("DicomServersLib.dimse.connection_test")
+    except ImportError:
+        module = None
+    run = getattr(module, "test_connection", None)
+    if run is not None:
+        return wrapCoreTest(run)
+    try:
+        importlib.import_module("DicomServersLib.dimse.echo")
+    except ImportError:
+        return None
+    return echoTester
