@@ -160,23 +160,42 @@ class StudyMaker:
         return [self.make(day, f"{8 + i // 60 % 10:02d}{i % 60:02d}00") for i in range(count)]
 
 
+def study_maker_for(folder: Path) -> StudyMaker:
+    """Return a :class:`StudyMaker` writing under ``folder/new-studies``."""
+    return StudyMaker(folder / "new-studies")
+
+
 def upload(orthanc: OrthancServer, studies: list[StudyInfo]) -> None:
     """Store studies in Orthanc (``POST /instances``)."""
     orthanc.upload([path for study in studies for path in study.paths])
 
 
-class TlsProxy:
-    """HTTPS in front of a real Orthanc: TLS on a loopback port, bytes relayed to its HTTP port.
+class RelayProxy:
+    """A loopback relay in front of a real Orthanc: optional TLS, optional cut of the answers.
 
-    Orthanc 1.10.1's own HTTPS (``SslEnabled``) crashes at the first handshake on this
-    platform's OpenSSL 3, so TLS is terminated here (Python's ``ssl``) and everything else is
-    Orthanc's. Stop it with :meth:`stop`.
+    - With ``certificate`` and ``key`` it serves HTTPS and relays plain HTTP to Orthanc
+      (Orthanc 1.10.1's own ``SslEnabled`` crashes at the first handshake on this platform's
+      OpenSSL 3), so everything but the TLS layer is Orthanc's.
+    - With ``cut_after`` it closes each connection once that many bytes of answer went
+      through: a transfer cut in the middle, as a network failure does.
+
+    Stop it with :meth:`stop`.
     """
 
-    def __init__(self, target_port: int, certificate: Path, key: Path) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        certificate: Path | None = None,
+        key: Path | None = None,
+        *,
+        cut_after: int | None = None,
+    ) -> None:
         self.target_port = target_port
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(str(certificate), str(key))
+        self.cut_after = cut_after
+        self.context: ssl.SSLContext | None = None
+        if certificate is not None and key is not None:
+            self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.context.load_cert_chain(str(certificate), str(key))
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
         self._stopping = threading.Event()
@@ -185,8 +204,9 @@ class TlsProxy:
 
     @property
     def url(self) -> str:
-        """The HTTPS base URL."""
-        return f"https://127.0.0.1:{self.port}"
+        """The base URL (https when TLS is on)."""
+        scheme = "https" if self.context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def _serve(self) -> None:
         while not self._stopping.is_set():
@@ -197,17 +217,24 @@ class TlsProxy:
             threading.Thread(target=self._handle, args=(client,), daemon=True).start()
 
     def _handle(self, client: socket.socket) -> None:
-        try:
-            tls = self.context.wrap_socket(client, server_side=True)
-        except (ssl.SSLError, OSError):
-            client.close()
-            return
+        front: socket.socket = client
+        if self.context is not None:
+            try:
+                front = self.context.wrap_socket(client, server_side=True)
+            except (ssl.SSLError, OSError):
+                client.close()
+                return
         upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
 
-        def pump(source: socket.socket, sink: socket.socket) -> None:
+        def pump(source: socket.socket, sink: socket.socket, limit: int | None) -> None:
+            sent = 0
             try:
                 while data := source.recv(65536):
+                    if limit is not None and sent + len(data) >= limit:
+                        sink.sendall(data[: max(0, limit - sent)])
+                        break
                     sink.sendall(data)
+                    sent += len(data)
             except OSError:
                 pass
             finally:
@@ -215,11 +242,11 @@ class TlsProxy:
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
 
-        back = threading.Thread(target=pump, args=(upstream, tls), daemon=True)
+        back = threading.Thread(target=pump, args=(upstream, front, self.cut_after), daemon=True)
         back.start()
-        pump(tls, upstream)
+        pump(front, upstream, None)
         back.join(10)
-        tls.close()
+        front.close()
         upstream.close()
 
     def stop(self) -> None:

@@ -17,7 +17,7 @@ from DicomServersLib.rest.diagnosis import (
 )
 from DicomServersLib.rest.session import build_session, rest_timeouts
 from DicomServersLib.server import DicomServer
-from rest_helpers import FLAVORS, RequestLog, TlsProxy, rest_server
+from rest_helpers import FLAVORS, RelayProxy, RequestLog, rest_server
 from rig.orthanc import OrthancServer
 
 
@@ -106,9 +106,9 @@ def test_empty_url_names_the_field() -> None:
 @pytest.fixture
 def tls_proxy(
     rest_orthanc: OrthancServer, tls_certificate: tuple[Path, Path]
-) -> Iterator[TlsProxy]:
+) -> Iterator[RelayProxy]:
     key, cert = tls_certificate
-    proxy = TlsProxy(rest_orthanc.http_port, cert, key)
+    proxy = RelayProxy(rest_orthanc.http_port, cert, key)
     yield proxy
     proxy.stop()
 
@@ -116,7 +116,7 @@ def tls_proxy(
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_untrusted_certificate_is_a_tls_diagnosis(
     rest_orthanc: OrthancServer,
-    tls_proxy: TlsProxy,
+    tls_proxy: RelayProxy,
     flavor: str,
     tls_certificate: tuple[Path, Path],
 ) -> None:
@@ -134,7 +134,7 @@ def test_untrusted_certificate_is_a_tls_diagnosis(
 
 
 def test_http_to_an_https_port_fails_with_a_diagnosis(
-    rest_orthanc: OrthancServer, tls_proxy: TlsProxy
+    rest_orthanc: OrthancServer, tls_proxy: RelayProxy
 ) -> None:
     server = rest_server(rest_orthanc, rest_url=tls_proxy.url.replace("https", "http"))
     check = check_rest_login(server)

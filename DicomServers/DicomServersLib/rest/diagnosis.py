@@ -9,6 +9,7 @@ a result. The wording names the setting to check (``PACS REST URL``, ``PACS User
 from __future__ import annotations
 
 import errno
+import http.client
 import socket
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ KIND_SERVER = "server_error"
 KIND_HTTP = "http_error"
 KIND_PROTOCOL = "protocol"
 KIND_CONNECTION = "connection"
+KIND_BROKEN = "broken"
 
 
 class RestError(Exception):
@@ -120,6 +122,17 @@ def diagnose_exception(exc: BaseException, url: str, timeout_s: float | None = N
             KIND_TLS,
             url=url,
         )
+    broken = isinstance(exc, requests.exceptions.ChunkedEncodingError) or any(
+        isinstance(e, urllib3.exceptions.ProtocolError) and "broken" in str(e).lower()
+        for e in chain
+    )
+    if broken:
+        return RestError(
+            f"The connection to {where} broke in the middle of the transfer. Try again: what"
+            " arrived complete is kept. If it keeps happening, check the network.",
+            KIND_BROKEN,
+            url=url,
+        )
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return RestError(
             f"No answer from {where}{waited} while connecting. Check the PACS REST URL and port,"
@@ -157,6 +170,17 @@ def diagnose_exception(exc: BaseException, url: str, timeout_s: float | None = N
             f"The connection to {where} was refused: nothing listens there. Check the PACS REST"
             " URL and port, that the server is running, and that a firewall allows the port.",
             KIND_REFUSED,
+            url=url,
+        )
+    dropped = any(
+        isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
+        for e in chain
+    )
+    if dropped:
+        return RestError(
+            f"{where} closed the connection without answering: the server may have stopped or"
+            " restarted. Try again, and check that the server is running.",
+            KIND_CONNECTION,
             url=url,
         )
     if isinstance(exc, requests.exceptions.ConnectionError):

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
@@ -211,9 +212,11 @@ class DicomwebClient:
             query.append(("offset", str(offset)))
         query += [("includefield", f) for f in includefields]
         url = self.url(path)
-        response = checked_request(
-            self.session, "GET", url, params=query, headers={"Accept": DICOM_JSON}
-        )
+        if query:
+            # Wildcards and list separators stay as they are: some servers (Orthanc's plugin
+            # 1.7) do not decode %2A back to "*" before matching.
+            url += "?" + urlencode(query, safe="*?,")
+        response = checked_request(self.session, "GET", url, headers={"Accept": DICOM_JSON})
         if response.status_code == 204 or not response.content:
             return QidoPage([])
         try:

@@ -23,7 +23,7 @@ import io
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -50,6 +50,7 @@ from DicomServersLib.rest.diagnosis import (
     KIND_TIMEOUT,
     KIND_TLS,
     RestError,
+    diagnose_exception,
 )
 from DicomServersLib.rest.dicomweb import DicomwebClient
 from DicomServersLib.rest.multipart import (
@@ -98,6 +99,7 @@ class _Transfer:
     total: int | None
     bytes_total: int | None
     cancel: threading.Event = field(default_factory=threading.Event)
+    changed: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     received: int = 0
     skipped: int = 0
@@ -115,6 +117,7 @@ class _Transfer:
         with self.lock:
             self.received += 1
             self.files.append(path)
+        self.changed.set()
 
     def fail(self, diagnosis: str, fatal: bool = False) -> None:
         with self.lock:
@@ -124,6 +127,7 @@ class _Transfer:
             if fatal:
                 self.fatal = True
                 self.cancel.set()
+        self.changed.set()
 
     def check(self) -> None:
         if self.cancel.is_set():
@@ -151,18 +155,33 @@ def _run_jobs(
     progress: ProgressCallback | None,
     message: str,
 ) -> bool:
-    """Run download jobs in parallel, reporting progress; return False if cancelled."""
+    """Run download jobs in parallel, reporting progress; return False if cancelled.
+
+    The calling thread reports: after each stored instance (reports coalesce when instances
+    arrive faster than the callback returns) and every :data:`REPORT_EVERY_S` while bytes flow.
+    """
     cancelled = False
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
-        pending: set[Future[None]] = {pool.submit(job) for job in jobs}
+        pending: set[Future[None]] = set()
+        for job in jobs:
+            future = pool.submit(job)
+            pending.add(future)
+            future.add_done_callback(lambda _: transfer.changed.set())
         while pending:
-            done, pending = wait(pending, timeout=REPORT_EVERY_S, return_when=FIRST_COMPLETED)
+            transfer.changed.wait(REPORT_EVERY_S)
+            transfer.changed.clear()
+            done = {future for future in pending if future.done()}
+            pending -= done
             for future in done:
-                error = future.exception()
+                error = None if future.cancelled() else future.exception()
                 if error is None or isinstance(error, _CancelledError):
                     continue
                 if isinstance(error, RestError):
                     transfer.fail(error.diagnosis, fatal=error.kind in _FATAL_KINDS)
+                elif isinstance(error, requests.RequestException):
+                    url = str(getattr(error.request, "url", "") or "")
+                    diagnosed = diagnose_exception(error, url)
+                    transfer.fail(diagnosed.diagnosis, fatal=diagnosed.kind in _FATAL_KINDS)
                 elif isinstance(error, MultipartError):
                     transfer.fail(f"The transfer from the server was cut: {error}.")
                 elif isinstance(error, OSError):
