@@ -235,3 +235,10 @@ def test_a_taken_port_fails_to_bind_and_stop_releases_it(listener_factory):
     first.stop()
     second, _ = listener_factory(port=port)
     assert second.address == (host, port)
+
+
+def test_ipv6_address(listener_factory, http):
+    listener, queue = listener_factory(host="::1")
+    assert listener.url.startswith("http://[::1]:")
+    assert_still_serves(http, listener, queue)
+    assert queue.drain() == [] and listener.counts["202"] == 1

@@ -31,6 +31,7 @@ local NOTIFY_RETRY_S = 10
 local NOTIFY_INSTANCES = true
 
 local failingSince = nil
+local lastRefusalLog = nil
 
 local function Text(value)
   if type(value) == "string" then
@@ -62,8 +63,12 @@ local function Post(payload, isInstance)
     end
     failingSince = os.time()
   elseif string.find(answer, '"accepted"', 1, true) == nil then
-    print("DicomServers notify: " .. NOTIFY_URL .. " refused a notification: " ..
-          string.sub(answer, 1, 300))
+    -- at most one line per NOTIFY_RETRY_S: a refused burst must not flood Orthanc's log
+    if lastRefusalLog == nil or os.time() - lastRefusalLog >= NOTIFY_RETRY_S then
+      print("DicomServers notify: " .. NOTIFY_URL .. " refused a notification: " ..
+            string.sub(answer, 1, 300))
+      lastRefusalLog = os.time()
+    end
   else
     if failingSince ~= nil then
       print("DicomServers notify: " .. NOTIFY_URL .. " answers again")
