@@ -25,7 +25,7 @@ def _parse_assignments(items: list[str]) -> dict[str, str]:
         if name in SECRET_FIELDS:
             raise UsageError(
                 f"{name}: secrets are never taken from the command line (they end up in shell"
-                " history); use --password-stdin"
+                " history); use --password-stdin or --token-stdin"
             )
         if name == "id":
             raise UsageError("id: the identity of a server cannot be changed")
@@ -35,12 +35,20 @@ def _parse_assignments(items: list[str]) -> dict[str, str]:
     return values
 
 
-def _read_password(context: CliContext) -> str:
-    text = context.stdin.readline()
-    password = text.rstrip("\r\n")
-    if not context.secrets.store.persistent:
-        context.warn(f"warning: {context.secrets.warning or 'the password is not saved'}")
-    return password
+def _read_secrets(context: CliContext, values: dict[str, str]) -> None:
+    """Read secrets from standard input, one per line: the REST password, then the token."""
+    wanted = [
+        (flag, name)
+        for flag, name in (
+            ("password_stdin", "rest_password"),
+            ("token_stdin", "notification_token"),
+        )
+        if getattr(context.args, flag, False)
+    ]
+    for _, name in wanted:
+        values[name] = context.stdin.readline().rstrip("\r\n")
+    if wanted and not context.secrets.store.persistent:
+        context.warn(f"warning: {context.secrets.warning or 'secrets are not saved'}")
 
 
 def _describe(server: DicomServer, index: int) -> str:
@@ -75,17 +83,16 @@ def cmd_show(context: CliContext) -> int:
         return EXIT_OK
     for name, value in _public(server).items():
         print(f"{name} = {value}", file=context.stdout)
-    if server.rest_password:
-        where = context.secrets.store.location
-        print(f"rest_password = (set, kept in {where})", file=context.stdout)
+    for name in sorted(SECRET_FIELDS):
+        if getattr(server, name):
+            print(f"{name} = (set, kept in {context.secrets.store.location})", file=context.stdout)
     return EXIT_OK
 
 
 def cmd_add(context: CliContext) -> int:
     """Append a server with defaults, then apply ``field=value`` settings."""
     values = _parse_assignments(context.args.fields)
-    if context.args.password_stdin:
-        values["rest_password"] = _read_password(context)
+    _read_secrets(context, values)
     registry = context.registry
     typed = parse_fields(values)  # everything is validated before anything is stored
     server = registry.add(context.args.name, **typed)
@@ -98,10 +105,11 @@ def cmd_add(context: CliContext) -> int:
 def cmd_set(context: CliContext) -> int:
     """Change settings of one server."""
     values = _parse_assignments(context.args.fields)
-    if context.args.password_stdin:
-        values["rest_password"] = _read_password(context)
+    _read_secrets(context, values)
     if not values:
-        raise UsageError("nothing to set: give field=value pairs or --password-stdin")
+        raise UsageError(
+            "nothing to set: give field=value pairs, --password-stdin or --token-stdin"
+        )
     server = context.registry.update_text(context.args.name, values)
     print(f"updated {server.name!r}", file=context.stdout)
     return EXIT_OK
@@ -246,11 +254,21 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--password-stdin", action="store_true", help="read the REST password from standard input"
     )
+    p.add_argument(
+        "--token-stdin",
+        action="store_true",
+        help="read the notification token from standard input (after the password, if both)",
+    )
     p = add("set", cmd_set, "change settings of a server")
     p.add_argument("name")
     p.add_argument("fields", nargs="*", metavar="field=value", help=field_help)
     p.add_argument(
         "--password-stdin", action="store_true", help="read the REST password from standard input"
+    )
+    p.add_argument(
+        "--token-stdin",
+        action="store_true",
+        help="read the notification token from standard input (after the password, if both)",
     )
     p = add("duplicate", cmd_duplicate, "insert an exact copy right after the server")
     p.add_argument("name")

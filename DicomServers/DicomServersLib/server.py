@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Secret fields: never written to the settings file, exports, logs or ``--json`` output.
-SECRET_FIELDS: frozenset[str] = frozenset({"rest_password"})
+SECRET_FIELDS: frozenset[str] = frozenset({"rest_password", "notification_token"})
 
 RETRIEVE_METHODS = ("c-get", "c-move")
 REST_FLAVORS = ("orthanc", "dicomweb")
@@ -72,6 +72,7 @@ class DicomServer:
     notifications_enabled: bool = False
     notification_ip: str = "127.0.0.1"
     notification_port: int = 8765
+    notification_token: str = field(default="", repr=False)
     # Filters
     date_filter: str = "none"
     filter_from_date: str = ""
@@ -269,6 +270,12 @@ FIELD_INFO: dict[str, FieldInfo] = {
     "notification_port": FieldInfo(
         "Notification Port",
         "The port number of this client as configured in the notification plugin.",
+        "Notifications",
+    ),
+    "notification_token": FieldInfo(
+        "Notification Token",
+        "Shared secret the notification plugin sends with each event (NOTIFY_TOKEN in the"
+        " plugin). Kept in the secret store, never in the settings file. Empty: no token.",
         "Notifications",
     ),
     "date_filter": FieldInfo(

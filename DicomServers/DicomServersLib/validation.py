@@ -285,6 +285,7 @@ FIELD_RULES: dict[str, Callable[[Any], Check]] = {
     "notifications_enabled": check_bool,
     "notification_ip": check_ip_address,
     "notification_port": check_port,
+    "notification_token": check_text,
     "date_filter": lambda v: check_choice(v, DATE_FILTERS),
     "filter_from_date": lambda v: check_date(v, optional=True),
     "filter_relative_count": check_positive_int,
@@ -341,7 +342,7 @@ def parse_field(field: str, text: Any) -> tuple[Any, str]:
                 value = float(raw)
             except ValueError:
                 return None, field_message(field, f"must be a number, got {text!r}")
-        elif field in ("rest_password", "storage_folder", "rest_user"):
+        elif field in ("rest_password", "notification_token", "storage_folder", "rest_user"):
             value = text
         elif field == "rest_url":
             value = normalize_url(text)

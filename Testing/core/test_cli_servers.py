@@ -178,3 +178,25 @@ def test_corrupted_entry_is_reported_on_list(tmp_path: Path) -> None:
     result = run(ini, "servers", "list")
     assert result.returncode == 0
     assert "entry 1 (X)" in result.stderr and "Remote port (port)" in result.stderr
+
+
+def test_notification_token_from_stdin_is_a_secret(tmp_path: Path) -> None:
+    ini, secrets = tmp_path / "s.ini", tmp_path / "credentials.json"
+    env = {"DICOMSERVERS_SECRET_STORE": "file", "DICOMSERVERS_SECRET_FILE": str(secrets)}
+    result = run(
+        ini,
+        "servers",
+        "add",
+        "--name",
+        "N",
+        "notifications_enabled=true",
+        "--password-stdin",
+        "--token-stdin",
+        stdin="pw\ntok-42\n",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "tok-42" not in ini.read_text() and "tok-42" in secrets.read_text()
+    shown = run(ini, "servers", "show", "N", env=env).stdout
+    assert "notification_token = (set" in shown and "rest_password = (set" in shown
+    assert run(ini, "servers", "set", "N", "notification_token=x").returncode == 2
