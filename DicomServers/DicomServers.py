@@ -146,8 +146,17 @@ class DicomServersWidget(ScriptedLoadableModuleWidget):
             uiWidget = slicer.util.loadUI(uiPath)
             self.layout.addWidget(uiWidget)
             self.ui = slicer.util.childWidgetVariables(uiWidget)
-        # The server panel (DicomServersUI) is attached here as self.panel, on self.logic.
+        # The server list and its settings (DicomServersUI/servers_panel.py), on self.logic.
+        self.panel = self.createServersPanel()
+        self.layout.addWidget(self.panel.widget)
         self.layout.addStretch(1)
+
+    def createServersPanel(self):
+        """Return the DICOM servers panel (list, actions, settings) on the logic's registry."""
+        from DicomServersUI.servers_panel import DicomServersPanel
+
+        registry = self.logic.registry  # opens the secret store, which may leave a warning
+        return DicomServersPanel(registry, secretStoreWarning=self.logic.secretStoreWarning)
 
     def cleanup(self):
         """Called when the application closes and the module widget is destroyed."""

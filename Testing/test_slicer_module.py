@@ -281,7 +281,10 @@ def test_widget_setup_with_and_without_designer_file(
 
     bare = module.DicomServersWidget(panel_parent)
     bare.setup()
-    assert bare.ui is None and bare.panel is None
+    assert bare.ui is None
+    assert type(bare.panel).__name__ == "DicomServersPanel"  # the server list (issue 5)
+    assert isinstance(bare.panel.widget, QtWidgets.QWidget)
+    assert bare.panel.registry is bare.logic.registry
     assert isinstance(bare.logic, module.DicomServersLogic)
 
     (resources / "UI" / "DicomServers.ui").write_text(UI_TEXT, encoding="utf-8")

@@ -141,7 +141,9 @@ def toTestOutcome(result: Any, steps: Sequence[TestStep]) -> TestOutcome:
         ok = bool(allSteps) and all(s.ok is not False for s in allSteps)
     failed = [s for s in allSteps if s.ok is False]
     if ok:
-        summary = "Connection OK: " + ", ".join(s.name.split(" ")[0] for s in allSteps if s.ok)
+        summary = (
+            "Connection OK (" + ", ".join(s.name.split(" ")[0] for s in allSteps if s.ok) + ")"
+        )
     else:
         summary = f"Failed at {failed[0].name}" if failed else "Connection failed"
     diagnosis = _attr(result, ("diagnosis",), "") or (failed[0].diagnosis if failed else "")

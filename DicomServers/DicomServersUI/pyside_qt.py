@@ -20,6 +20,13 @@ under both bindings:
 - ``dialog.exec_()`` (Slicer's habit) is deprecated in PySide6: use
   :func:`DicomServersUI.ui_loader.execDialog`.
 
+``true_property`` is chosen per module: PySide6 switches each class between the property view
+and the plain view according to the module of the code that touches it. A module it does not
+know keeps whatever view was used last, so, for example, a test helper calling
+``widget.objectName()`` right after the panel's code ran fails with "'str' object is not
+callable". :func:`install` therefore gives every module the plain view unless the module selects
+``true_property`` itself (:func:`useDefaultFeatureSelection`).
+
 PySide6 6.12 on Python 3.11 drops a reference to ``None`` on every call of a C++ method that
 returns nothing (``w.setFocus()``, ``w.toolTip = "x"``...); after some ten thousand calls
 Python aborts with "none_dealloc: deallocating None". Python 3.12+ is not affected (``None`` is
@@ -50,9 +57,6 @@ def _merge() -> None:
     namespace["Property"] = QtCore.Property
 
 
-_merge()
-
-
 def protectNone() -> None:
     """Make ``None`` practically immortal on CPython < 3.12 (see the module documentation).
 
@@ -68,6 +72,40 @@ def protectNone() -> None:
     protectNone.done = True  # type: ignore[attr-defined]
 
 
+#: Modules whose feature selection PySide6 manages itself.
+_PYSIDE_PACKAGES = ("PySide6", "shiboken6", "__feature__", "signature_bootstrap", "shibokensupport")
+
+
+def _selectNoFeature(name: str, table: dict) -> None:
+    if name not in table and not name.startswith(_PYSIDE_PACKAGES):
+        table[name] = 0
+
+
+def useDefaultFeatureSelection() -> None:
+    """Give every module, loaded now or later, PySide6's plain view unless it selects a feature.
+
+    A module that runs ``from __feature__ import true_property`` still gets the property view
+    (the import overrides this default); all others read ``widget.objectName()`` as usual.
+    """
+    if getattr(useDefaultFeatureSelection, "done", False):
+        return
+    import __feature__  # PySide6's feature module (installed when PySide6 is imported)
+
+    table = __feature__.pyside_feature_dict
+    for name in list(sys.modules):
+        _selectNoFeature(name, table)
+
+    class PlainViewFinder:
+        """Sees every module about to be loaded (first on ``sys.meta_path``); loads none."""
+
+        @staticmethod
+        def find_spec(name: str, path: object = None, target: object = None) -> None:
+            _selectNoFeature(name, table)
+
+    sys.meta_path.insert(0, PlainViewFinder())
+    useDefaultFeatureSelection.done = True  # type: ignore[attr-defined]
+
+
 def install() -> types.ModuleType:
     """Register this module as ``qt`` in ``sys.modules`` (once) and return it.
 
@@ -77,6 +115,7 @@ def install() -> types.ModuleType:
         Another ``qt`` module (Slicer's PythonQt) is already imported.
     """
     protectNone()
+    useDefaultFeatureSelection()
     module = sys.modules[__name__]
     existing = sys.modules.get("qt")
     if existing is None:
@@ -88,3 +127,7 @@ def install() -> types.ModuleType:
         "a different 'qt' module is already imported (Slicer's PythonQt?); the PySide6 harness"
         " must not replace it"
     )
+
+
+_merge()
+protectNone()

@@ -66,6 +66,8 @@ DEFERRED_FIELDS = frozenset(b.field for b in FIELD_WIDGETS if b.kind == "line")
 TEST_POLL_INTERVAL_MS = 30
 
 SERVER_ID_ROLE = qt.Qt.UserRole
+MIN_VISIBLE_ROWS = 3
+MAX_VISIBLE_ROWS = 8
 WARNING_STYLE = "color: #b45309;"
 ERROR_COLOR = "#c62828"
 OK_COLOR = "#2e7d32"
@@ -299,6 +301,19 @@ class DicomServersPanel:
             self._updating = wasUpdating
         self._updateRowHighlight()
         self._updateActions()
+        self._fitListHeight()
+
+    def _fitListHeight(self) -> None:
+        """Show 3 to 8 entries without empty space below the last one."""
+        listWidget = self.ui.serverListWidget
+        rowHeight = 28
+        for row in self._rows.values():
+            rowHeight = max(row.widget.sizeHint.height(), 20)
+            break
+        rows = max(MIN_VISIBLE_ROWS, min(len(self._listIds), MAX_VISIBLE_ROWS))
+        height = rows * (rowHeight + 2 * listWidget.spacing) + 2 * listWidget.frameWidth + 2
+        listWidget.minimumHeight = height
+        listWidget.maximumHeight = height
 
     def _updateRow(self, server) -> None:
         row = self._rows.get(server.id)

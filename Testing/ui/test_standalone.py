@@ -1,0 +1,72 @@
+"""The standalone window (``make demo``): the panel on a demo settings file, with the embedded
+demo PACS as the default server, tested for real over loopback."""
+
+from __future__ import annotations
+
+import ui_driver as ud
+from __feature__ import true_property  # noqa: F401
+from DicomServersLib.ini_settings import IniSettings
+from DicomServersLib.registry import ServerRegistry
+from DicomServersLib.secret_store import MemorySecretStore
+from DicomServersLib.settings_store import SettingsStore
+from DicomServersUI import standalone
+
+
+def test_demo_window_lists_the_demo_pacs_as_default_and_its_connection_test_passes(
+    qapp, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DICOMSERVERS_SECRET_STORE", "memory")
+    settings = tmp_path / "demo" / "DicomServers.ini"
+    session = standalone.openWindow(["--demo", "--embedded", "--settings", str(settings)])
+    try:
+        panel = session.panel
+        assert session.window.window.windowTitle == "DICOM Servers"
+        status = session.window.statusLabel.text
+        assert str(settings) in status and "Demo PACS (embedded PACS) on 127.0.0.1:" in status
+        assert "this session only" in status
+        assert ud.entry_names(panel) == ["Demo PACS"]
+        assert ud.row_child(panel, 0, "defaultLabel").visible
+        # The default server is shown when the window opens.
+        assert panel.currentServer().name == "Demo PACS"
+        assert panel.ui.configurationWidget.visible
+        assert panel.ui.portLineEdit.text == str(session.demo.port)
+        ud.click(panel.ui.testConnectionButton)
+        ud.wait_until(lambda: not panel.isTesting(), timeout=30, message="the connection test")
+        assert panel.status(panel.currentServer().id).state == "ok"
+    finally:
+        session.close()
+    stored = ServerRegistry(SettingsStore(IniSettings(settings), MemorySecretStore(values={})))
+    assert stored.default_server().name == "Demo PACS"
+
+
+def test_a_second_start_points_the_existing_demo_entry_at_the_new_pacs(qapp, tmp_path, monkeypatch):
+    monkeypatch.setenv("DICOMSERVERS_SECRET_STORE", "memory")
+    settings = tmp_path / "DicomServers.ini"
+    ports = []
+    for _ in range(2):
+        session = standalone.openWindow(["--demo", "--embedded", "--settings", str(settings)])
+        try:
+            ports.append(session.demo.port)
+            assert ud.entry_names(session.panel) == ["Demo PACS"]
+            assert session.panel.currentServer().port == session.demo.port
+            # What the user changed in the demo entry stays.
+            ud.type_into(session.panel.ui.worklistAeTitleLineEdit, "MYRIS")
+        finally:
+            session.close()
+    stored = ServerRegistry(SettingsStore(IniSettings(settings), MemorySecretStore(values={})))
+    assert stored.get("Demo PACS").port == ports[-1]
+    assert stored.get("Demo PACS").worklist_ae_title == "MYRIS"
+
+
+def test_without_demo_the_window_opens_on_the_given_settings_file(qapp, tmp_path, monkeypatch):
+    monkeypatch.setenv("DICOMSERVERS_SECRET_STORE", "memory")
+    settings = tmp_path / "mine.ini"
+    registry = ServerRegistry(SettingsStore(IniSettings(settings), MemorySecretStore(values={})))
+    registry.add("Hospital PACS")
+    session = standalone.openWindow(["--settings", str(settings)])
+    try:
+        assert ud.entry_names(session.panel) == ["Hospital PACS"]
+        assert session.panel.currentServer().name == "Hospital PACS"  # no default: the first
+        assert "Demo PACS" not in session.window.statusLabel.text
+    finally:
+        session.close()
