@@ -33,6 +33,7 @@ try:  # PySide6 harness: Qt properties read as attributes, as in PythonQt
 except ImportError:  # Slicer (PythonQt)
     pass
 
+from DicomServersLib import connection_status
 from DicomServersLib.background import BackgroundJob
 from DicomServersLib.server import FIELD_INFO
 from DicomServersLib.validation import ValidationError, check_names_unique, parse_field
@@ -132,6 +133,7 @@ class DicomServersPanel:
         self._jobTimer = qt.QTimer(self.widget)
         self._jobTimer.interval = TEST_POLL_INTERVAL_MS
         self._jobTimer.timeout.connect(self._drainJobs)
+        self._loadStatuses()
         self._setupActions()
         self._connectFields()
         self._showLoadProblems()
@@ -237,6 +239,30 @@ class DicomServersPanel:
     def status(self, serverId) -> ConnectionStatus:
         """Return the connection status of a server (``unknown`` before its first test)."""
         return self._statuses.get(serverId) or ConnectionStatus()
+
+    def _settings(self):
+        return getattr(getattr(self.registry, "store", None), "settings", None)
+
+    def _loadStatuses(self) -> None:
+        settings = self._settings()
+        if settings is None:
+            return
+        for serverId, record in connection_status.load_records(settings).items():
+            self._statuses[serverId] = ConnectionStatus(
+                record.state, record.tested_at, record.summary, [], record.diagnosis
+            )
+
+    def _saveStatus(self, serverId, status: ConnectionStatus) -> None:
+        settings = self._settings()
+        if settings is None or status.testedAt is None:
+            return
+        record = connection_status.TestRecord(
+            status.state, status.testedAt, status.summary, status.diagnosis
+        )
+        try:
+            connection_status.save_record(settings, serverId, record)
+        except OSError as error:  # informative only: never stop the UI for it
+            logging.warning("DICOM Servers: the connection status was not saved: %s", error)
 
     # -- the list ---------------------------------------------------------------------------------
 
@@ -704,6 +730,12 @@ class DicomServersPanel:
         except (ValidationError, OSError) as error:
             self.showError(f"The server could not be deleted: {error}")
         self._statuses.pop(serverId, None)
+        settings = self._settings()
+        if settings is not None:
+            try:
+                connection_status.forget(settings, [serverId])
+            except OSError as error:
+                logging.warning("DICOM Servers: %s", error)
         self._refreshList()
         self._showCurrent()
 
@@ -782,11 +814,13 @@ class DicomServersPanel:
             return
         self._statuses[serverId] = ConnectionStatus(
             OK if outcome.ok else FAILED,
-            _dt.datetime.now(),
+            _dt.datetime.now().replace(microsecond=0),
             outcome.summary,
             list(outcome.steps) or status.steps,
             outcome.diagnosis,
         )
+        if self._serverById(serverId) is not None:
+            self._saveStatus(serverId, self._statuses[serverId])
 
     def _showConnectionStatus(self) -> None:
         serverId = self._currentId

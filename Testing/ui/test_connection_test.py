@@ -156,3 +156,25 @@ def test_a_broken_tester_is_reported_not_crashing_the_panel(make_panel, registry
     ud.wait_until(lambda: not panel.isTesting(), timeout=10, message="the test")
     assert status_state(panel, 0) == "failed"
     assert "tester exploded" in panel.ui.connectionTestStatusLabel.text
+
+
+def test_the_last_test_is_remembered_across_sessions_and_forgotten_with_the_server(
+    make_panel, registry, stored, slow_pacs, tester
+):
+    registry.add("Slow PACS", host="127.0.0.1", port=slow_pacs.port, called_ae_title="SLOWPACS")
+    panel = make_panel(connectionTester=tester)
+    ud.click_entry(panel, 0)
+    ud.click(panel.ui.testConnectionButton)
+    ud.wait_until(lambda: not panel.isTesting(), timeout=30, message="the connection test")
+    tooltip = ud.row_child(panel, 0, "statusIconLabel").toolTip
+    # A new session on the same settings file shows the same status and time.
+    later = make_panel(registry=stored(), connectionTester=tester)
+    assert status_state(later, 0) == "ok"
+    assert ud.row_child(later, 0, "statusIconLabel").toolTip == tooltip
+    ud.click_entry(later, 0)
+    assert later.ui.connectionTestStatusLabel.text.startswith("✔ Connection OK")
+    with ud.answering("deleteButton"):
+        ud.click(ud.row_child(later, 0, "deleteButton"))
+    from DicomServersLib.connection_status import load_records
+
+    assert load_records(stored().store.settings) == {}
