@@ -8,6 +8,7 @@ Logic (work that runs without the GUI) and Test (``Reload and Test``, ctest ``py
 """
 
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -72,6 +73,32 @@ class DicomServers(ScriptedLoadableModule):
             "DicomServers is open source (Apache License 2.0). It talks DICOM through"
             " pydicom and pynetdicom and builds on 3D Slicer's DICOM module and CTK."
         )
+        # Slicer's own DICOM browsers list our servers, and the DICOM module gets our server
+        # dropdown, once the application has started (``startupCompleted()`` of
+        # qSlicerApplication, connected the way Modules/Scripted/DICOM/DICOM.py does it).
+        if hasattr(slicer.app, "connect"):
+            slicer.app.connect("startupCompleted()", installSlicerIntegration)
+
+
+def sharedLogic():
+    """Return the one :class:`DicomServersLogic` of the session (panel, browser, DICOM module)."""
+    if DicomServersLogic.shared is None:
+        DicomServersLogic.shared = DicomServersLogic()
+    return DicomServersLogic.shared
+
+
+def installSlicerIntegration():
+    """Keep Slicer's DICOM browsers' server tables in our order; hook the DICOM module panel."""
+    try:
+        sharedLogic().installSlicerIntegration()
+    except Exception:  # never break Slicer's startup
+        logging.exception("DICOM Servers: could not hook into Slicer's DICOM module")
+
+
+def openStudyBrowser(serverName=None):
+    """Show the DICOM Servers module with its study browser on ``serverName``."""
+    slicer.util.selectModule("DicomServers")
+    return slicer.modules.DicomServersWidget.showStudyBrowser(serverName)
 
 
 #
@@ -140,7 +167,7 @@ class DicomServersWidget(ScriptedLoadableModuleWidget):
     def setup(self):
         """Build the panel: the Designer file if present, then the server panel (self.panel)."""
         ScriptedLoadableModuleWidget.setup(self)
-        self.logic = DicomServersLogic()
+        self.logic = sharedLogic()
         uiPath = self.resourcePath("UI/DicomServers.ui")
         if os.path.isfile(uiPath):
             uiWidget = slicer.util.loadUI(uiPath)
@@ -149,7 +176,17 @@ class DicomServersWidget(ScriptedLoadableModuleWidget):
         # The server list and its settings (DicomServersUI/servers_panel.py), on self.logic.
         self.panel = self.createServersPanel()
         self.layout.addWidget(self.panel.widget)
+        # The study browser (DicomServersUI/study_browser.py), built when first opened.
+        from DicomServersUI.slicer_dicom import StudyBrowserSection
+
+        self.studyBrowserSection = StudyBrowserSection(
+            self.layout, self.logic.registry, self.logic.transferQueue
+        )
         self.layout.addStretch(1)
+
+    def showStudyBrowser(self, serverName=None):
+        """Open the study browser section on ``serverName``; return the browser."""
+        return self.studyBrowserSection.show(serverName)
 
     def createServersPanel(self):
         """Return the DICOM servers panel (list, actions, settings) on the logic's registry."""
@@ -163,6 +200,9 @@ class DicomServersWidget(ScriptedLoadableModuleWidget):
         if self.panel is not None and hasattr(self.panel, "cleanup"):
             self.panel.cleanup()
         self.panel = None
+        if getattr(self, "studyBrowserSection", None) is not None:
+            self.studyBrowserSection.cleanup()
+            self.studyBrowserSection = None
 
     def onReload(self):
         """Reload the core and UI packages too, then the module (Slicer only reloads this file)."""
@@ -207,11 +247,16 @@ class DicomServersLogic(ScriptedLoadableModuleLogic):
         A secret store; default the one ``open_secret_store()`` chooses.
     """
 
+    #: The logic of the session, shared by the panel, the browser and the DICOM module hook.
+    shared = None
+
     def __init__(self, settings=None, secrets=None):
         ScriptedLoadableModuleLogic.__init__(self)
         self._settings = settings
         self._secrets = secrets
         self._registry = None
+        self._transferQueue = None
+        self.slicerIntegration = None
         self.secretStoreWarning = ""
 
     @property
@@ -247,6 +292,86 @@ class DicomServersLogic(ScriptedLoadableModuleLogic):
     def loadProblems(self):
         """Return what was wrong in the stored list at load time (entries kept aside, and why)."""
         return list(self.registry.load_result.problems)
+
+    # -- query, retrieve, load, send (the Python console; DicomServersLib/console_api.py) --
+
+    @property
+    def transferQueue(self):
+        """The study browser's :class:`DicomServersLib.transfer_queue.TransferQueue`."""
+        if self._transferQueue is None:
+            from DicomServersLib.transfer_queue import TransferQueue
+
+            self._transferQueue = TransferQueue()
+        return self._transferQueue
+
+    def _console(self):
+        from DicomServersLib.console_api import ServerConsole
+        from DicomServersUI.slicer_dicom import SlicerDicomHost
+
+        host = SlicerDicomHost()
+        return ServerConsole(
+            self.registry, host.destination, importer=host.importFilesNow, in_place=True
+        )
+
+    def query(self, serverName, **filters):
+        """Search a server's studies; return a :class:`DicomServersLib.query_model.QueryResult`.
+
+        Keywords: ``patient_name``, ``patient_id``, ``accession_number``, ``modality``,
+        ``study_description``, ``study_uid`` (``*`` and ``?`` are wildcards); ``date_from`` /
+        ``date_to`` (``"YYYY-MM-DD"``) or ``last`` (``"7d"``, ``"3m"``, ``"1y"``) instead of the
+        server's date filter; ``limit`` instead of its search limit (0: none). ``result.ok``
+        is False with a ``diagnosis`` when the server could not be searched; ``result.cut_off``
+        says if (and by which limit) the list was cut. Folder-mode servers are searched in
+        their storage folder. Example: ``logic.query("PACS", patient_name="Doe*", last="1y")``.
+        """
+        return self._console().query(serverName, **filters)
+
+    def series(self, serverName, studyUID):
+        """Return the series of a study (:class:`DicomServersLib.query_model.SeriesRecord`)."""
+        result = self._console().series(serverName, studyUID)
+        if not result.ok:
+            raise RuntimeError(result.diagnosis)
+        return result.series
+
+    def retrieve(self, serverName, studyUID, seriesUIDs=None):
+        """Bring a study (or some of its series) into Slicer's DICOM database; wait for it.
+
+        The server's loading mode is honoured: *folder* indexes the files of its storage folder
+        where they are (no network); *auto* and *manual* retrieve over the network (C-GET,
+        C-MOVE or REST, as the server is set up) into ``<DICOM database>/DicomServers``. Returns
+        a :class:`DicomServersLib.transfer_model.RetrieveResult` (``ok``, ``diagnosis``,
+        ``received``, ``files``). Then load with :meth:`loadSeries`.
+        """
+        return self._console().retrieve(serverName, studyUID, seriesUIDs)
+
+    def loadSeries(self, seriesUIDs):
+        """Load series from Slicer's DICOM database into the scene; return the node IDs.
+
+        Uses ``DICOMUtils.loadSeriesByUID`` (Slicer ``Modules/Scripted/DICOMLib/DICOMUtils.py``).
+        """
+        from DICOMLib import DICOMUtils
+
+        if isinstance(seriesUIDs, str):
+            seriesUIDs = [seriesUIDs]
+        return DICOMUtils.loadSeriesByUID(list(seriesUIDs))
+
+    def send(self, serverName, paths):
+        """Send DICOM files or folders to a server (REST when on, else C-STORE).
+
+        Returns a :class:`DicomServersLib.transfer_model.SendResult` with one item per file.
+        """
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        return self._console().send(serverName, paths)
+
+    def installSlicerIntegration(self):
+        """Sync Slicer's server tables with our list and hook the DICOM module (once)."""
+        if self.slicerIntegration is None:
+            from DicomServersUI.slicer_dicom import SlicerIntegration
+
+            self.slicerIntegration = SlicerIntegration(self.registry, openStudyBrowser)
+            self.slicerIntegration.install()
+        return self.slicerIntegration
 
 
 #
@@ -291,6 +416,12 @@ class DicomServersTest(ScriptedLoadableModuleTest):
             self.test_ServerListThroughLogic()
         finally:
             self.tearDown()
+        if importlib.util.find_spec("DICOMLib") is not None:  # always, inside Slicer
+            self.setUp()
+            try:
+                self.test_AddQueryRetrieveLoadDemoPacs()
+            finally:
+                self.tearDown()
 
     def test_ServerListThroughLogic(self):
         """Add, duplicate, move and remove servers; the order survives a fresh logic."""
@@ -310,4 +441,44 @@ class DicomServersTest(ScriptedLoadableModuleTest):
         reloaded = DicomServersLogic(settings=self.settings, secrets=self.secrets)
         self.assertEqual([s.name for s in reloaded.servers()], ["New server (2)", "New server (3)"])
         self.assertEqual(reloaded.loadProblems(), [])
+        self.delayDisplay("Test passed")
+
+    def test_AddQueryRetrieveLoadDemoPacs(self):
+        """Add a server, query it, retrieve a study and load it, against a local PACS.
+
+        The PACS is the embedded demo PACS (``DicomServersLib/demo_pacs``: pynetdicom, sample
+        studies, loopback, a free port); the study goes into a temporary DICOM database. This
+        test needs Slicer (``Slicer --testing``); it is not run by the pytest suite.
+        """
+        from DICOMLib import DICOMUtils
+        from DicomServersLib.demo_pacs import DemoPacs
+
+        ensurePythonDependencies()
+        self.delayDisplay("Starting the embedded demo PACS")
+        folder = tempfile.mkdtemp(prefix="DicomServersDemoPacs-")
+        with DemoPacs(folder) as pacs, DICOMUtils.TemporaryDICOMDatabase():
+            logic = DicomServersLogic(settings=self.settings, secrets=self.secrets)
+            server = logic.registry.add_server(pacs.demo_server_record(name="Self-test PACS"))
+            self.assertEqual(logic.registry.names(), ["Self-test PACS"])
+
+            self.delayDisplay("Query")
+            found = logic.query(server.name, patient_id="DEMO-001")
+            self.assertTrue(found.ok, found.diagnosis)
+            self.assertTrue(found.studies)
+            study = found.studies[0]
+
+            self.delayDisplay("Retrieve (C-GET) into the DICOM database")
+            retrieved = logic.retrieve(server.name, study.study_uid)
+            self.assertTrue(retrieved.ok, retrieved.diagnosis)
+            self.assertTrue(retrieved.files)
+            series = logic.series(server.name, study.study_uid)
+            self.assertTrue(series)
+            self.assertEqual(
+                sorted(slicer.dicomDatabase.seriesForStudy(study.study_uid)),
+                sorted(s.series_uid for s in series),
+            )
+
+            self.delayDisplay("Load")
+            nodeIDs = logic.loadSeries([series[0].series_uid])
+            self.assertTrue(nodeIDs)
         self.delayDisplay("Test passed")

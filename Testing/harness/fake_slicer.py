@@ -18,6 +18,9 @@ behaviour as Slicer's own code (cited per item); nothing more:
 - ``slicer.packaging`` (only when asked, as Slicer 5.12+ has it): ``load_requirements``,
   ``pip_ensure`` (recorded).
 - ``vtk``: an empty stand-in module.
+- ``ctk``: ``ctkCollapsibleButton`` (CTK ``Libs/Widgets/ctkCollapsibleButton.h``: the
+  ``collapsed`` property and the ``contentsCollapsed(bool)`` signal) on a ``QGroupBox``;
+  ``Testing/harness/fake_dicom_module.py`` adds the DICOM classes.
 - ``qt``: the project's PySide6 ``qt`` module (``DicomServersUI/pyside_qt.py``) when it exists,
   otherwise a namespace merged from PySide6's QtCore, QtGui, QtWidgets and QtUiTools.
 
@@ -48,6 +51,7 @@ FAKE_MODULES = (
     "slicer.ScriptedLoadableModule",
     "slicer.packaging",
     "vtk",
+    "ctk",
     "qt",
     "DicomServers",
 )
@@ -259,6 +263,40 @@ def _make_scripted_loadable_module(slicer: types.ModuleType) -> types.ModuleType
     return slm
 
 
+def _make_ctk() -> types.ModuleType:
+    from PySide6 import QtWidgets
+
+    ctk = types.ModuleType("ctk")
+
+    class ctkCollapsibleButton(QtWidgets.QGroupBox):  # noqa: N801 - CTK's class name
+        contentsCollapsed = QtCore.Signal(bool)
+
+        def __init__(self, parent: Any = None) -> None:
+            super().__init__(parent)
+            self._collapsed = False
+
+        @property
+        def collapsed(self) -> bool:
+            return self._collapsed
+
+        @collapsed.setter
+        def collapsed(self, value: bool) -> None:
+            if bool(value) != self._collapsed:
+                self._collapsed = bool(value)
+                self.contentsCollapsed.emit(self._collapsed)
+
+        @property
+        def text(self) -> str:
+            return str(self.title())
+
+        @text.setter
+        def text(self, value: str) -> None:
+            self.setTitle(value)
+
+    ctk.ctkCollapsibleButton = ctkCollapsibleButton  # type: ignore[attr-defined]
+    return ctk
+
+
 class _App:
     """``slicer.app``: the settings object and testing mode."""
 
@@ -311,6 +349,7 @@ def install(
         "slicer.i18n": slicer.i18n,
         "slicer.ScriptedLoadableModule": slicer.ScriptedLoadableModule,
         "vtk": types.ModuleType("vtk"),
+        "ctk": _make_ctk(),
         "qt": qt,
     }
     if with_packaging:
