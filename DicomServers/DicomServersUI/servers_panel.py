@@ -515,20 +515,20 @@ class DicomServersPanel:
         self._showConnectionStatus()
 
     def _showPasswordStore(self) -> None:
+        """Say under the password where it is kept; warn when only for this session."""
         store = getattr(getattr(self.registry, "store", None), "secrets", None)
         label = self.ui.passwordStoreLabel
-        if store is None:
-            label.text = "Passwords are only remembered for this session."
-            label.styleSheet = WARNING_STYLE
-            return
-        if getattr(store, "persistent", False):
-            label.text = f"Kept in: {store.location}"
+        location = getattr(store, "location", "this session only (not saved)")
+        if store is not None and getattr(store, "persistent", False):
+            label.text = f"Kept in: {location}"
             label.styleSheet = ""
-        else:
-            warning = self.secretStoreWarning or "Passwords are only remembered for this session."
-            label.text = f"⚠ {warning}"
-            label.styleSheet = WARNING_STYLE
-        label.toolTip = f"Where the password is kept: {getattr(store, 'location', '')}"
+            label.toolTip = f"Where the password is kept: {location}"
+            return
+        warning = self.secretStoreWarning or "Passwords are only remembered for this session."
+        # The first sentence under the field; the advice (how to keep it) in the tooltip.
+        label.text = "⚠ " + warning.split(". ")[0].rstrip(".") + "."
+        label.styleSheet = WARNING_STYLE
+        label.toolTip = warning
 
     def _onFieldEdited(self, field) -> None:
         if self._updating or self._currentId is None:

@@ -42,6 +42,7 @@ from .servers_panel import DicomServersPanel  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / "build" / "demo"
 PANEL_WIDTH = 480
+PANEL_MAX_WIDTH = 640
 
 #: Fields of the "Demo PACS" record that follow the running demo server (its port may change).
 DEMO_CONNECTION_FIELDS = (
@@ -110,13 +111,24 @@ def putDemoServer(registry: ServerRegistry, record) -> None:
 
 
 class StandaloneWindow:
-    """A main window holding the panel, with a status bar saying where things are kept."""
+    """A main window holding the panel (and the study browser, when installed) and a status bar.
+
+    The panel is the "Servers" tab; the study browser (``DicomServersUI.study_browser``), when
+    it can be imported, is the "Study browser" tab, retrieving into ``retrieveFolder``.
+    """
 
     def __init__(
-        self, registry: ServerRegistry, settingsPath: Path, secretWarning: str = ""
+        self,
+        registry: ServerRegistry,
+        settingsPath: Path,
+        secretWarning: str = "",
+        retrieveFolder=None,
     ) -> None:
         self.registry = registry
         self.panel = DicomServersPanel(registry, secretStoreWarning=secretWarning)
+        self.browser = makeStudyBrowser(
+            registry, retrieveFolder or settingsPath.parent / "retrieved"
+        )
         self.window = qt.QMainWindow()
         self.window.objectName = "DicomServersStandaloneWindow"
         self.window.windowTitle = "DICOM Servers"
@@ -124,12 +136,27 @@ class StandaloneWindow:
         scroll.widgetResizable = True
         scroll.horizontalScrollBarPolicy = qt.Qt.ScrollBarAlwaysOff
         scroll.setWidget(self.panel.widget)
-        self.window.setCentralWidget(scroll)
+        self.panel.widget.maximumWidth = PANEL_MAX_WIDTH
+        if self.browser is None:
+            self.window.setCentralWidget(scroll)
+            self.window.resize(PANEL_WIDTH + 40, 900)
+        else:
+            self.tabs = qt.QTabWidget()
+            self.tabs.objectName = "standaloneTabs"
+            self.tabs.addTab(scroll, "Servers")
+            self.tabs.addTab(self.browser.widget, "Study browser")
+            self.window.setCentralWidget(self.tabs)
+            self.window.resize(900, 900)
         self.statusLabel = qt.QLabel()
         self.window.statusBar().addWidget(self.statusLabel, 1)
-        self.window.resize(PANEL_WIDTH + 40, 900)
         self.settingsPath = settingsPath
         self.showStatus()
+
+    def cleanup(self) -> None:
+        """Save pending edits and stop the tests, searches and transfers."""
+        self.panel.cleanup()
+        if self.browser is not None:
+            self.browser.cleanup()
 
     def showStatus(self, extra: str = "") -> None:
         """Say in the status bar which settings file and secret store are used."""
@@ -138,6 +165,16 @@ class StandaloneWindow:
         text = f"Settings: {self.settingsPath} · Passwords: {where}"
         self.statusLabel.text = text + (f" · {extra}" if extra else "")
         self.statusLabel.toolTip = self.statusLabel.text
+
+
+def makeStudyBrowser(registry: ServerRegistry, destination: Path):
+    """Return the study browser on ``registry``, or None when it is not installed."""
+    try:
+        from .study_browser import BrowserHost, StudyBrowser
+    except ImportError as error:
+        log.info("no study browser in this window: %s", error)
+        return None
+    return StudyBrowser(registry, host=BrowserHost(destination))
 
 
 class Session:
@@ -154,7 +191,7 @@ class Session:
 
     def close(self) -> None:
         """Save what is pending, stop the tests and the demo PACS, close the window."""
-        self.window.panel.cleanup()
+        self.window.cleanup()
         self.window.window.close()
         if self.demo is not None:
             self.demo.stop()
@@ -193,6 +230,10 @@ def openWindow(argv=None) -> Session:
     if preselected is not None:
         window.panel.selectServer(preselected.name)
     window.window.show()
+    if demo is not None:  # show at once that the demo PACS answers
+        demoName = next(s.name for s in registry.servers if s.id == result.id)
+        window.panel.selectServer(demoName)
+        window.panel.onTestConnection()
     if args.quit_after is not None:
         qt.QTimer.singleShot(int(args.quit_after * 1000), window.window.close)
     return Session(window, demo)

@@ -483,3 +483,18 @@ def test_valid_edits_are_saved_even_while_another_field_is_invalid(panel, stored
     assert (saved.worklist_ae_title, saved.load_mode) == ("RIS", "auto")
     assert set(panel.pendingEdits) == {"port", "load_mode"}
     assert Path(tmp_path).is_dir()
+
+
+def test_password_field_warns_when_only_remembered_for_this_session(make_panel, registry):
+    from DicomServersLib.secret_store import open_secret_store
+
+    warning = open_secret_store({"DICOMSERVERS_SECRET_STORE": ""}).warning or (
+        "Passwords are only remembered for this session: no OS keyring is available."
+        " Set DICOMSERVERS_SECRET_STORE=file to keep them in a file readable only by you."
+    )
+    registry.add("Main PACS", rest_enabled=True, rest_url="http://127.0.0.1:8042")
+    panel = make_panel(secretStoreWarning=warning)
+    ud.click_entry(panel, 0)
+    label = panel.ui.passwordStoreLabel
+    assert label.text.startswith("⚠ Passwords are only remembered for this session")
+    assert "DICOMSERVERS_SECRET_STORE=file" in label.toolTip  # how to keep them

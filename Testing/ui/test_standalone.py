@@ -30,9 +30,17 @@ def test_demo_window_lists_the_demo_pacs_as_default_and_its_connection_test_pass
         assert panel.currentServer().name == "Demo PACS"
         assert panel.ui.configurationWidget.visible
         assert panel.ui.portLineEdit.text == str(session.demo.port)
+        # Its connection test starts by itself; the user may run it again.
+        ud.wait_until(lambda: not panel.isTesting(), timeout=30, message="the first test")
+        assert panel.status(panel.currentServer().id).state == "ok"
         ud.click(panel.ui.testConnectionButton)
         ud.wait_until(lambda: not panel.isTesting(), timeout=30, message="the connection test")
         assert panel.status(panel.currentServer().id).state == "ok"
+        # The study browser, next to the panel, offers the same servers in the same order.
+        tabs = session.window.tabs
+        assert [tabs.tabText(i) for i in range(tabs.count)] == ["Servers", "Study browser"]
+        combo = session.window.browser.ui.serverComboBox
+        assert [combo.itemText(i) for i in range(combo.count)] == ["Demo PACS"]
     finally:
         session.close()
     stored = ServerRegistry(SettingsStore(IniSettings(settings), MemorySecretStore(values={})))
