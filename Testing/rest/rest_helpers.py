@@ -61,7 +61,11 @@ class RequestLog:
             body = json.loads(prepared.body)
         self.requests.append(
             Request(
-                str(prepared.method), parts.path, parse_qs(parts.query), body, response.status_code
+                str(prepared.method),
+                parts.path,
+                parse_qs(parts.query, keep_blank_values=True),
+                body,
+                response.status_code,
             )
         )
 
@@ -90,6 +94,10 @@ class RequestLog:
             if r.path.endswith("/tools/find")
             and (expand is None or bool((r.body or {}).get("Expand")) == expand)
         ]
+
+    def listings(self) -> list[Request]:
+        """Return the complete listings of an Orthanc (``GET /studies?expand``)."""
+        return [r for r in self.requests if r.path == "/studies" and "expand" in r.query]
 
     def qido_studies(self) -> list[Request]:
         """Return the QIDO-RS ``/studies`` searches."""

@@ -275,3 +275,13 @@ def test_a_bad_uid_is_refused_naming_the_argument(
         retrieve_study(rest_server(rest_orthanc), "../../etc", tmp_path)
     with pytest.raises(ValueError, match="series_uid"):
         retrieve_study(rest_server(rest_orthanc), "1.2.3", tmp_path, series_uid="1.2.x")
+
+
+def test_sop_uid_is_read_from_the_file_meta(sample_studies: SampleSet) -> None:
+    from DicomServersLib.rest.retrieve import sop_uid_from_file_meta
+
+    for instance in sample_studies.instances[:5]:
+        head = instance.path.read_bytes()[:1024]
+        assert sop_uid_from_file_meta(head) == instance.sop_instance_uid
+    assert sop_uid_from_file_meta(b"not dicom" * 100) == ""
+    assert sop_uid_from_file_meta(instance.path.read_bytes()[:140]) == ""  # cut short

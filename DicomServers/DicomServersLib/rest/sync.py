@@ -40,7 +40,6 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -57,7 +56,7 @@ from DicomServersLib.rest.cache import (
     SyncState,
     sort_key,
 )
-from DicomServersLib.rest.diagnosis import KIND_NOT_FOUND, RestError
+from DicomServersLib.rest.diagnosis import RestError
 from DicomServersLib.rest.dicomweb import DicomwebClient, iter_pages
 from DicomServersLib.rest.dicomweb import study_record as dicomweb_study
 from DicomServersLib.rest.orthanc import STUDY_CHANGES, OrthancClient
@@ -445,13 +444,29 @@ class _Sync:
             return SyncResult(
                 mode=MODE_UNCHANGED, reason=diff_reason, cut_off=state.cut_off, state=state
             )
+        if keys is None and not self.limit and not (self.scope.start or self.scope.end):
+            # Nothing to trim: only the changed studies matter (no need to read the list).
+            cached = self.cache.existing(changed) | removed
+            return self._store(list(changed.values()), removed, cached, diff_reason, state)
         keys = self.cache.all_keys() if keys is None else keys
         cached = set(keys)
         for uid in removed:
             keys.pop(uid, None)
         upserts, removals = self.trim(keys, changed, state)
         removals |= removed & cached
-        removals -= {r.study_uid for r in upserts}
+        return self._store(upserts, removals, cached, diff_reason, state, unchanged)
+
+    def _store(
+        self,
+        upserts: list[StudyRecord],
+        removals: set[str],
+        cached: set[str],
+        diff_reason: str,
+        state: SyncState,
+        unchanged: bool = False,
+    ) -> SyncResult:
+        """Write an incremental change and describe it."""
+        removals = removals - {r.study_uid for r in upserts}
         mode = MODE_UNCHANGED if unchanged and not upserts and not removals else MODE_INCREMENTAL
         state.mode = mode
         state.reason = diff_reason
@@ -473,11 +488,15 @@ class _OrthancSync(_Sync):
         self.client = OrthancClient(self.session, rest_base_url(self.server))
 
     def fetch(self, start: dt.date | None, end: dt.date | None) -> list[StudyRecord]:
-        query: dict[str, str] = {}
         text = range_text(start, end)
-        if text:
-            query["StudyDate"] = text
-        return [orthanc_study(r) for r in self.client.find("Study", query, expand=True)]
+        if not text:  # everything: listing is far cheaper for Orthanc than a lookup
+            records: list[StudyRecord] = []
+            for page in self.client.all_studies():
+                records += [orthanc_study(r) for r in page]
+                self.check(f"Listing studies ({len(records)})")
+            return records
+        answers = self.client.find("Study", {"StudyDate": text}, expand=True)
+        return [orthanc_study(r) for r in answers]
 
     def full(self, reason: str) -> SyncResult:
         self.check("Reading the server's state")
@@ -518,13 +537,14 @@ class _OrthancSync(_Sync):
             if scanned > MAX_CHANGES_SCANNED:
                 return self.full("too many changes to replay")
         count = self.client.count_studies()
-        by_id = self.cache.resource_ids()
+        by_id = self.cache.uids_of_resources(touched)
         new_ids = [i for i, kind in touched.items() if kind == "NewStudy" and i not in by_id]
         expected = state.server_count + len(new_ids)
         removed_ids: set[str] = set()
         if count != expected:
             self.check("Checking for deleted studies")
-            on_server = set(self.client.find("Study", {}, expand=False))
+            by_id = self.cache.resource_ids()
+            on_server = set(self.client.study_ids())
             removed_ids = {i for i in by_id if i not in on_server}
             complete = not state.cut_off and not (self.scope.start or self.scope.end)
             if complete:
@@ -550,23 +570,19 @@ class _OrthancSync(_Sync):
         )
 
     def _fetch_studies(self, ids: list[str]) -> tuple[dict[str, StudyRecord], set[str]]:
-        """Fetch changed studies (in parallel); return the records and the ids now gone."""
+        """Fetch changed studies in bulk; return the records and the ids now gone."""
         if not ids:
             return {}, set()
         self.check(f"Fetching {len(ids)} changed studies")
-
-        def one(study_id: str) -> StudyRecord | None:
-            try:
-                return orthanc_study(self.client.study(study_id))
-            except RestError as error:
-                if error.kind == KIND_NOT_FOUND:
-                    return None  # deleted since its change was logged
-                raise
-
-        with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(ids))) as pool:
-            results = list(pool.map(one, ids))
-        records = {r.study_uid: r for r in results if r is not None and r.study_uid}
-        gone = {i for i, r in zip(ids, results) if r is None}
+        answers = self.client.studies_content(ids)
+        records = {}
+        seen = set()
+        for answer in answers:
+            record = orthanc_study(answer)
+            seen.add(str(answer.get("ID", "")))
+            if record.study_uid:
+                records[record.study_uid] = record
+        gone = {i for i in ids if i not in seen}  # deleted since their change was logged
         self.done += len(records)
         return records, gone
 
