@@ -43,14 +43,17 @@ pytest-510: $(VENV510)/.installed system-deps
 
 test: setup system-deps lint types pytest pytest-510
 
+# The standalone window needs a display; without one (CI, ssh) it cannot open.
 demo: $(VENV)/.installed
-	$(PY) -m DicomServersUI.standalone --demo
+	PYTHONPATH=DicomServers $(PY) -m DicomServersUI.standalone --demo
 
 screenshots: $(VENV)/.installed
-	QT_QPA_PLATFORM=offscreen $(PY) -m DicomServersUI.screenshots build/screenshots
+	QT_QPA_PLATFORM=offscreen PYTHONPATH=DicomServers $(PY) -m DicomServersUI.screenshots build/screenshots
 
+# Benchmarks (never part of `make test`): BENCH_ARGS=--quick for a short run.
+BENCH_ARGS ?=
 bench: $(VENV)/.installed system-deps
-	$(PY) bench/run_all.py
+	QT_QPA_PLATFORM=offscreen $(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV510) build .pytest_cache .mypy_cache .ruff_cache
