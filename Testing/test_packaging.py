@@ -478,7 +478,9 @@ def test_requirement_files_match_the_core_choice() -> None:
         wanted = dependency_rules.parse_requirement(
             dependency_rules.pynetdicom_requirement(pydicom_version)
         )
-        assert [r for r in listed if r.name == "pynetdicom"] == [wanted], f"{name} must hold {wanted}"
+        assert [r for r in listed if r.name == "pynetdicom"] == [wanted], (
+            f"{name} must hold {wanted}"
+        )
         assert {r.name for r in listed} == {"pynetdicom", "keyring"}, name
         # the pins our test environments use satisfy the requirement Slicer users get
         pinned = {
