@@ -97,7 +97,7 @@ def installSlicerIntegration():
 
 def openStudyBrowser(serverName=None):
     """Show the DICOM Servers module with its study browser on ``serverName``."""
-    slicer.util.selectModule("DicomServers")
+    slicer.util.selectModule("DicomServers")  # Slicer Base/Python/slicer/util.py
     return slicer.modules.DicomServersWidget.showStudyBrowser(serverName)
 
 
@@ -450,6 +450,8 @@ class DicomServersTest(ScriptedLoadableModuleTest):
         studies, loopback, a free port); the study goes into a temporary DICOM database. This
         test needs Slicer (``Slicer --testing``); it is not run by the pytest suite.
         """
+        # DICOMUtils.TemporaryDICOMDatabase swaps slicer.dicomDatabase for a temporary one
+        # (Slicer Modules/Scripted/DICOMLib/DICOMUtils.py).
         from DICOMLib import DICOMUtils
         from DicomServersLib.demo_pacs import DemoPacs
 

@@ -289,12 +289,14 @@ class DicomModuleHook:
         ``openBrowser(serverName)``: show our study browser on that server.
     """
 
-    def __init__(self, registry, openBrowser):
+    def __init__(self, registry, openBrowser, warnings=None):
         self.registry = registry
         self.openBrowser = openBrowser
+        self.warnings = warnings or (lambda: [])
         self.container = None
         self.serverComboBox = None
         self.openButton = None
+        self.warningLabel = None
 
     def installInto(self, dicomWidget) -> bool:
         """Add the dropdown and button to a DICOM module widget (once); True if added now."""
@@ -313,12 +315,19 @@ class DicomModuleHook:
         button.toolTip = "Search this server and bring its studies into Slicer (DICOM Servers)"
         layout.addWidget(combo, 1)
         layout.addWidget(button)
+        warning = qt.QLabel()
+        warning.objectName = "DicomServersListenerWarningLabel"
+        warning.wordWrap = True
+        warning.styleSheet = "color: #b45309;"
         formLayout = frame.layout()
         if hasattr(formLayout, "addRow"):
             formLayout.addRow("DICOM Servers:", container)
+            formLayout.addRow("", warning)
         else:
             formLayout.addWidget(container)
+            formLayout.addWidget(warning)
         self.container, self.serverComboBox, self.openButton = container, combo, button
+        self.warningLabel = warning
         button.clicked.connect(self.onOpenClicked)
         self.registry.add_listener(self.refresh)
         self.refresh()
@@ -338,6 +347,9 @@ class DicomModuleHook:
             combo.addItem(name)
         combo.currentIndex = names.index(keep) if keep in names else -1
         self.openButton.enabled = bool(names)
+        warnings = self.warnings()
+        self.warningLabel.text = "\n".join(warnings)
+        self.warningLabel.visible = bool(warnings)
 
     def onOpenClicked(self) -> None:
         """Open our study browser on the chosen server."""
@@ -361,8 +373,8 @@ class SlicerIntegration:
     """
 
     def __init__(self, registry, openBrowser, settings=None):
-        self.tables = SlicerServerTablesSync(registry, settings)
-        self.hook = DicomModuleHook(registry, openBrowser)
+        self.tables = SlicerServerTablesSync(registry, settings)  # listens first: warnings ready
+        self.hook = DicomModuleHook(registry, openBrowser, lambda: self.tables.warnings)
         self._selector = None
 
     def install(self) -> None:

@@ -169,6 +169,12 @@ def test_dicom_module_gets_our_dropdown_when_opened(
     click(integration.hook.openButton)
     assert opened == ["Hospital PACS"]
 
+    assert not integration.hook.warningLabel.visible
+    dicom.fake.settings.setValue("DICOM/RunListenerAtStart", "true")
+    registry.update("Research", retrieve_method="c-move")  # same port as Slicer's listener
+    assert integration.hook.warningLabel.visible
+    assert "port 11113" in integration.hook.warningLabel.text
+
     integration.hookDicomModule()  # once only
     assert len(frame.findChildren(QtWidgets.QWidget, HOOK_OBJECT_NAME)) == 1
     integration.remove()
