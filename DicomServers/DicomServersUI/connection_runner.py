@@ -125,7 +125,7 @@ def toTestStep(step: Any) -> TestStep:
     if ok:
         detail = "passed" if seconds is None else f"passed in {float(seconds) * 1000:.0f} ms"
         return TestStep(STEP_TITLES.get(raw, raw), True, detail + (f" — {note}" if note else ""))
-    if isinstance(status, int):
+    if isinstance(status, int) and f"0x{status:04X}" not in technical:
         technical = f"status 0x{status:04X}" + (f", {technical}" if technical else "")
     return TestStep(STEP_TITLES.get(raw, raw), False, technical or "failed", note)
 

@@ -85,7 +85,7 @@ def fillRegistry(
         host="127.0.0.1",
         port=pacsPort,
         calling_ae_title="SLICER_WS1",
-        retrieve_method="c-move",
+        retrieve_method="c-get",
         move_destination_ae_title="SLICER_WS1",
         storage_port=11113,
         timeout_s=20.0,
