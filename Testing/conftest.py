@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from DicomServersUI.pyside_qt import protectNone
+
+# PySide6 6.12 on Python 3.11 drops a reference to None on some calls, which aborts Python after
+# many Qt calls (see DicomServersUI/pyside_qt.py); protect every test process, not only GUI ones.
+protectNone()
 
 # Fixtures are found by name in this module's namespace, hence the "unused" imports.
 from rig.fixtures import (  # noqa: F401
