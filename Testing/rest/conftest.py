@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rest_helpers import REST_ORTHANC_OPTIONS, RequestLog, StudyMaker
+from rest_helpers import REST_ORTHANC_OPTIONS, Cli, RequestLog, StudyMaker
 from rig.orthanc import OrthancOptions, OrthancServer
 from rig.studies import SampleSet
 
@@ -50,6 +50,12 @@ def fresh_orthanc(
         return orthanc_factory(preload=preload, **{**REST_ORTHANC_OPTIONS, **options})
 
     return make
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """The command line with its own settings file, secrets file and cache folder."""
+    return Cli(tmp_path)
 
 
 @pytest.fixture

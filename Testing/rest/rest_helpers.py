@@ -10,8 +10,11 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,6 +105,48 @@ class RequestLog:
     def qido_studies(self) -> list[Request]:
         """Return the QIDO-RS ``/studies`` searches."""
         return [r for r in self.requests if r.path.endswith("/dicom-web/studies")]
+
+
+REPO = Path(__file__).resolve().parents[2]
+"""The repository root."""
+
+
+class Cli:
+    """Runs ``python -m DicomServersLib`` with its own settings, secrets file and cache."""
+
+    def __init__(self, folder: Path) -> None:
+        self.settings = folder / "DicomServers.ini"
+        self.env = dict(
+            os.environ,
+            PYTHONPATH=str(REPO / "DicomServers"),
+            DICOMSERVERS_SECRET_STORE="file",
+            DICOMSERVERS_SECRET_FILE=str(folder / "credentials.json"),
+            DICOMSERVERS_CACHE_DIR=str(folder / "cache"),
+        )
+
+    def __call__(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "DicomServersLib", "--settings", str(self.settings), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
+            check=False,
+        )
+
+
+def add_server(cli: Cli, orthanc: OrthancServer, name: str = "PACS", **fields: str) -> None:
+    values = {
+        "rest_enabled": "true",
+        "rest_url": orthanc.http_url,
+        "rest_user": orthanc.user,
+        "cache_threshold": "5",
+        **fields,
+    }
+    args = [f"{k}={v}" for k, v in values.items()]
+    done = cli("servers", "add", "--name", name, *args, "--password-stdin", stdin=orthanc.password)
+    assert done.returncode == 0, done.stderr
 
 
 def rest_server(orthanc: OrthancServer, flavor: str = "orthanc", **fields: Any) -> DicomServer:

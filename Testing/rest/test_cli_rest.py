@@ -3,61 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from rest_helpers import study_maker_for, upload
+from rest_helpers import Cli, add_server, study_maker_for, upload
 from rig.orthanc import OrthancServer
 from rig.studies import SampleSet
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-class Cli:
-    """Runs ``python -m DicomServersLib`` with its own settings, secrets file and cache."""
-
-    def __init__(self, folder: Path) -> None:
-        self.settings = folder / "DicomServers.ini"
-        self.env = dict(
-            os.environ,
-            PYTHONPATH=str(REPO / "DicomServers"),
-            DICOMSERVERS_SECRET_STORE="file",
-            DICOMSERVERS_SECRET_FILE=str(folder / "credentials.json"),
-            DICOMSERVERS_CACHE_DIR=str(folder / "cache"),
-        )
-
-    def __call__(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "DicomServersLib", "--settings", str(self.settings), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=120,
-            check=False,
-        )
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path)
-
-
-def add_server(cli: Cli, orthanc: OrthancServer, name: str = "PACS", **fields: str) -> None:
-    values = {
-        "rest_enabled": "true",
-        "rest_url": orthanc.http_url,
-        "rest_user": orthanc.user,
-        "cache_threshold": "5",
-        **fields,
-    }
-    args = [f"{k}={v}" for k, v in values.items()]
-    done = cli("servers", "add", "--name", name, *args, "--password-stdin", stdin=orthanc.password)
-    assert done.returncode == 0, done.stderr
 
 
 def test_studies_loads_then_refreshes_incrementally(

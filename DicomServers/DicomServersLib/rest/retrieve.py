@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,10 +290,26 @@ def _check_uid_argument(name: str, value: str | None) -> None:
 # -- Orthanc ---------------------------------------------------------------------------------
 
 
+def _not_on_server(
+    method: str, study_uid: str, series: list[str] | None, started: float
+) -> RetrieveResult:
+    what = f"study {study_uid}"
+    if series:
+        what = (
+            f"series {', '.join(series)} of the study" if len(series) > 1 else f"series {series[0]}"
+        )
+    return RetrieveResult(
+        ok=False,
+        method=method,
+        diagnosis=f"The {what} is not on the server (any more): refresh the study list.",
+        duration_s=time.monotonic() - started,
+    )
+
+
 def _retrieve_orthanc(
     client: OrthancClient,
     study_uid: str,
-    series_uid: str | None,
+    series: list[str] | None,
     dest: Path,
     progress: ProgressCallback | None,
     workers: int,
@@ -301,16 +317,19 @@ def _retrieve_orthanc(
     committer: ThreadPoolExecutor,
 ) -> RetrieveResult:
     study_id = client.lookup(study_uid, "Study")
-    series_id = client.lookup(series_uid, "Series") if series_uid else None
-    if study_id is None or (series_uid and series_id is None):
-        what = f"series {series_uid}" if series_uid and study_id else f"study {study_uid}"
-        return RetrieveResult(
-            ok=False,
-            method=METHOD_ORTHANC,
-            diagnosis=f"The {what} is not on the server (any more): refresh the study list.",
-            duration_s=time.monotonic() - started,
-        )
-    refs = client.instances_of(study_id, series_id)
+    if study_id is None:
+        return _not_on_server(METHOD_ORTHANC, study_uid, None, started)
+    if series is not None and len(series) == 1:
+        series_id = client.lookup(series[0], "Series")
+        if series_id is None:
+            return _not_on_server(METHOD_ORTHANC, study_uid, series, started)
+        refs = client.instances_of(study_id, series_id)
+    else:
+        refs = client.instances_of(study_id)
+        if series is not None:
+            refs = [r for r in refs if r.series_instance_uid in series]
+    if not refs:
+        return _not_on_server(METHOD_ORTHANC, study_uid, series, started)
     present = present_instances(dest, study_uid)
     todo = [r for r in refs if r.sop_instance_uid not in present]
     sizes = [r.size for r in todo]
@@ -487,7 +506,7 @@ def _stream_parts(response: requests.Response, writer: _PartWriter, transfer: _T
 def _retrieve_dicomweb(
     client: DicomwebClient,
     study_uid: str,
-    series_uid: str | None,
+    series: list[str] | None,
     dest: Path,
     progress: ProgressCallback | None,
     workers: int,
@@ -509,15 +528,19 @@ def _retrieve_dicomweb(
     jobs: list[Callable[[], None]] = []
     if not present:
         # Nothing here yet: list the series only (cheap), then one stream per series.
-        params = {"SeriesInstanceUID": series_uid} if series_uid else None
+        params = {"SeriesInstanceUID": series[0]} if series and len(series) == 1 else None
         series_list = client.search_series(study_uid, params).items
+        if series is not None:
+            series_list = [i for i in series_list if text(i, TAG_SERIES_UID) in series]
         counts = [number(item, TAG_SERIES_INSTANCE_COUNT) for item in series_list]
         if all(c is not None for c in counts):
             transfer.total = sum(c for c in counts if c is not None)
         jobs = [job(text(item, TAG_SERIES_UID), None) for item in series_list]
     else:
         # Some instances are here: list them all, fetch only the missing ones.
-        refs = client.instances_of(study_uid, series_uid)
+        refs = client.instances_of(study_uid, series[0] if series and len(series) == 1 else None)
+        if series is not None:
+            refs = [r for r in refs if r.series_instance_uid in series]
         by_series: dict[str, list[str]] = {}
         missing: dict[str, list[str]] = {}
         for ref in refs:
@@ -530,22 +553,15 @@ def _retrieve_dicomweb(
             else:
                 missing.setdefault(ref.series_instance_uid, []).append(ref.sop_instance_uid)
         transfer.total = sum(len(sops) for sops in missing.values())
-        for series, sops in missing.items():
-            if len(sops) == len(by_series[series]):
-                jobs.append(job(series, None))
+        for one, sops in missing.items():
+            if len(sops) == len(by_series[one]):
+                jobs.append(job(one, None))
             else:
-                jobs += [job(series, sop) for sop in sops]
+                jobs += [job(one, sop) for sop in sops]
         if not refs:
             jobs = []
     if not jobs and not transfer.skipped:
-        what = f"series {series_uid} of the study" if series_uid else "study"
-        return RetrieveResult(
-            ok=False,
-            method=METHOD_WADO,
-            diagnosis=f"The {what} {study_uid} is not on the server (any more): refresh the"
-            " study list.",
-            duration_s=time.monotonic() - started,
-        )
+        return _not_on_server(METHOD_WADO, study_uid, series, started)
     completed = True
     if jobs:
         completed = _run_jobs(transfer, jobs, workers, progress, f"Retrieving {study_uid}")
@@ -558,6 +574,7 @@ def retrieve_study(
     dest: str | Path,
     *,
     series_uid: str | None = None,
+    series_uids: Iterable[str] = (),
     session: requests.Session | None = None,
     progress: ProgressCallback | None = None,
     workers: int = DEFAULT_WORKERS,
@@ -574,6 +591,8 @@ def retrieve_study(
         Folder; files go to ``<dest>/<Study>/<Series>/<SOP>.dcm``.
     series_uid : str, optional
         Retrieve only this series.
+    series_uids : iterable of str, optional
+        Retrieve only these series (with ``series_uid``, if given); all in parallel.
     session : requests.Session, optional
         Default: :func:`~DicomServersLib.rest.session.build_session`, pooled for ``workers``.
     progress : ProgressCallback, optional
@@ -595,6 +614,10 @@ def retrieve_study(
     """
     _check_uid_argument("study_uid", study_uid)
     _check_uid_argument("series_uid", series_uid)
+    wanted = ([series_uid] if series_uid else []) + [u for u in series_uids if u]
+    for uid in wanted:
+        _check_uid_argument("series_uids", uid)
+    series = list(dict.fromkeys(wanted)) or None
     started = time.monotonic()
     folder = Path(dest)
     study_folder = folder / study_uid
@@ -614,7 +637,7 @@ def retrieve_study(
             return _retrieve_dicomweb(
                 DicomwebClient(active, base),
                 study_uid,
-                series_uid,
+                series,
                 folder,
                 progress,
                 workers,
@@ -624,7 +647,7 @@ def retrieve_study(
         return _retrieve_orthanc(
             OrthancClient(active, base),
             study_uid,
-            series_uid,
+            series,
             folder,
             progress,
             workers,
