@@ -235,6 +235,29 @@ def test_rest_limit_keeps_the_most_recent_studies_and_refills(
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
+def test_a_busy_day_beyond_the_rest_limit_is_no_difference(
+    loaded: OrthancServer,
+    flavor: str,
+    cache_root: Path,
+    request_log: RequestLog,
+    study_maker: StudyMaker,
+) -> None:
+    """More studies today than the limit: a refresh with nothing new stays cheap."""
+    upload(loaded, [study_maker.make(TODAY, f"{9 + i:02d}0000") for i in range(5)])
+    server = rest_server(loaded, flavor, rest_limit=3, cache_threshold=2)
+    with StudyCache.open(server, cache_root) as cache:
+        assert sync(server, cache, request_log).mode == "full"
+        assert [s.study_time for s in cache.studies()] == ["130000", "120000", "110000"]
+        again = sync(server, cache, request_log)
+        assert (again.mode, again.total, again.cut_off) == ("unchanged", 3, "rest_limit")
+        newest = study_maker.make(TODAY, "235000")
+        upload(loaded, [newest])
+        result = sync(server, cache, request_log)
+        assert (result.mode, result.added, result.removed) == ("incremental", 1, 1)
+        assert [s.study_time for s in cache.studies()] == ["235000", "130000", "120000"]
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
 def test_rest_limit_above_the_server_count_loads_everything(
     loaded: OrthancServer, flavor: str, cache_root: Path, request_log: RequestLog
 ) -> None:

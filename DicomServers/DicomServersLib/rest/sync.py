@@ -632,18 +632,29 @@ class _DicomwebSync(_Sync):
         )
         if self.scope.start and self.scope.start > start:
             start = self.scope.start
+        floor = ""
+        if state.cut_off:
+            # A limited list: nothing older than its oldest study can enter it, so the window
+            # need not reach further back (a busy day may hold more than the limit).
+            keys = [k for k in self.cache.all_keys().values() if k]
+            floor = min(keys, default="")
+            if floor and _dicom_date(start) < floor[:8]:
+                start = dt.date(int(floor[:4]), int(floor[4:6]), int(floor[6:8]))
         cached = self.cache.keys_from(_dicom_date(start))
         probe = len(cached) + self.threshold + 1
         self.check(f"Listing studies since {_dicom_date(start)}")
         end = self.scope.end
-        records = [r for r in self.fetch(start, end, limit=probe) if r.study_uid]
-        if len(records) >= probe:
+        # A limited list's window is bounded by its oldest study, not capped: it holds the
+        # studies of that day that rank below the limit, which are no differences.
+        records = [r for r in self.fetch(start, end, limit=0 if floor else probe) if r.study_uid]
+        if not floor and len(records) >= probe:
             return self.full(
                 f"more than {self.threshold} new studies since {_dicom_date(start)}"
                 " (cache threshold)"
             )
         returned = {r.study_uid: r for r in records}
-        new = [uid for uid in returned if uid not in cached]
+        # Studies ranked below a limited list's oldest one are not differences: trimmed anyway.
+        new = [uid for uid, r in returned.items() if uid not in cached and sort_key(r) > floor]
         gone = {uid for uid in cached if uid not in returned}
         difference = len(new) + len(gone)
         if difference > self.threshold:
@@ -652,8 +663,11 @@ class _DicomwebSync(_Sync):
             )
         new_state = self.new_state(MODE_INCREMENTAL, "", state)
         new_state.window_start = self.window_start()
+        fresh = set(new)
         changed = {
-            uid: r for uid, r in returned.items() if uid not in cached or self.cache.get(uid) != r
+            uid: r
+            for uid, r in returned.items()
+            if uid in fresh or (uid in cached and self.cache.get(uid) != r)
         }
         reason = (
             f"{difference} studies differ since {_dicom_date(start)}"
