@@ -46,7 +46,7 @@ except ImportError:  # Slicer (PythonQt)
 
 from DicomServersLib import sources
 from DicomServersLib.background import BackgroundJob
-from DicomServersLib.date_filters import DateRange, relative_range
+from DicomServersLib.date_filters import DateRange, relative_range, server_date_range
 from DicomServersLib.loading_mode import MODE_FOLDER, MODE_MANUAL, LoadingPolicy, study_label
 from DicomServersLib.local_availability import (
     IN_DATABASE,
@@ -61,6 +61,7 @@ from DicomServersLib.query_model import (
     CUT_OFF_SERVER_LIMIT,
     QueryFilters,
 )
+from DicomServersLib.rest.sync import CUT_OFF_REST_LIMIT
 from DicomServersLib.transfer_queue import (
     CANCELLED,
     EVENT_FINISHED,
@@ -87,7 +88,6 @@ SELECT_DELAY_MS = 250
 MODALITIES = ("", "CT", "MR", "US", "CR", "DX", "MG", "NM", "PT", "XA", "RF", "OT", "SEG", "SR")
 DATE_ANY, DATE_FROM, DATE_LAST = 0, 1, 2
 UNITS = ("days", "months", "years")
-CUT_OFF_REST_LIMIT = "rest_limit"  # DicomServersLib.rest.sync.CUT_OFF_REST_LIMIT
 
 LOAD_TAG = "load"
 AUTO_TAG = "auto"
@@ -193,15 +193,13 @@ class StudyBrowser:
         self._jobs: list = []
         self._generation = 0
         self._limit = None
-        self._cachedView = False
         self._autoRequests: set = set()
-        self._pendingLoads: dict = {}
         self._updatingServers = False
         self._timer = qt.QTimer(self.widget)
         self._timer.interval = POLL_INTERVAL_MS
         self._timer.timeout.connect(self._poll)
         self._selectTimer = qt.QTimer(self.widget)
-        self._selectTimer.singleShot = True
+        self._selectTimer.setProperty("singleShot", True)  # PySide6: the attribute is not it
         self._selectTimer.interval = SELECT_DELAY_MS
         self._selectTimer.timeout.connect(self._onStudySettled)
         self._setupWidgets()
@@ -417,8 +415,6 @@ class StudyBrowser:
         typed = (f.patient_name, f.patient_id, f.accession_number, f.modality)
         if any(typed) or f.study_description:
             return False
-        from DicomServersLib.date_filters import server_date_range
-
         return f.date_range == server_date_range(server)
 
     def clearSearch(self) -> None:
@@ -474,7 +470,6 @@ class StudyBrowser:
 
             return sources.search_studies(server, filters, progress=progress)
 
-        self._cachedView = False
         self._setStatus(f"Searching {server.name}…")
         self._startJob(work, lambda result: self._showResult(server, result), self._onSearchEvent)
 
@@ -498,7 +493,6 @@ class StudyBrowser:
 
     def _showCachedList(self, server, refresh: bool) -> None:
         """Show a REST server's cached list at once, then refresh it in the background."""
-        self._cachedView = True
         self._setStatus(f"Reading the cached study list of {server.name}…")
 
         def read(emit, cancel):
@@ -668,6 +662,7 @@ class StudyBrowser:
 
     def _onStudySettled(self) -> None:
         """The selection rested: in auto and folder mode, bring the whole study here."""
+        self._selectTimer.stop()  # one shot, whatever the binding makes of ``singleShot``
         study = self._study
         server = self.currentServer()
         if study is None or server is None:

@@ -133,6 +133,8 @@ def test_auto_mode_selection_retrieves_the_study(
     assert status.instances_done == len(study.instances)
     assert status.bytes_done > 0 or protocol == "c-get"
     assert sorted(browser.host.imported[-1][0]) == sorted(map(str, files))
+    settle(3 * SELECT_DELAY_MS)
+    assert len(browser.transferModel.items) == 1  # one selection, one transfer
 
     # Load one series: already here, so it is loaded without a new download.
     browser.selectSeries([0])
