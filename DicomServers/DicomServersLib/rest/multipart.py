@@ -23,7 +23,7 @@ PART_HEADERS = "headers"
 PART_DATA = "data"
 PART_END = "end"
 
-Event = tuple[str, "bytes | dict[str, str] | None"]
+Event = tuple[str, "bytes | memoryview | dict[str, str] | None"]
 
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -85,8 +85,8 @@ class MultipartParser:
     """Incremental parser of a multipart body.
 
     Feed it the body in chunks of any size with :meth:`feed`; each call returns the events the
-    chunk completes: ``("headers", {name: value})`` when a part starts, ``("data", bytes)`` for
-    its content (possibly several times), ``("end", None)`` when it ends. Call :meth:`finish`
+    chunk completes: ``("headers", {name: value})`` when a part starts, ``("data", bytes-like)``
+    for its content (possibly several times), ``("end", None)`` when it ends. Call :meth:`finish`
     at the end of the body: it raises if the closing boundary never came (a cut transfer).
 
     Parameters
@@ -100,7 +100,7 @@ class MultipartParser:
             raise MultipartError("the multipart boundary is empty")
         self._delimiter = b"\r\n--" + boundary
         # The first boundary may start the body without a preceding CRLF: act as if it had one.
-        self._buffer = bytearray(b"\r\n")
+        self._pending = b"\r\n"
         self._state = "preamble"
         self.parts = 0
 
@@ -110,56 +110,87 @@ class MultipartParser:
         return self._state == "done"
 
     def feed(self, data: bytes) -> list[Event]:
-        """Consume a chunk of the body; return the events it completes."""
+        """Consume a chunk of the body; return the events it completes.
+
+        Part data is handed over as :class:`memoryview` slices of ``data`` (no copy); only
+        the last ``len(boundary) + 3`` bytes of a chunk wait for the next one, in case they
+        start a boundary.
+        """
         events: list[Event] = []
         if self._state == "done":
             return events
-        self._buffer += data
+        data = bytes(data) if not isinstance(data, bytes) else data
+        size = len(self._delimiter)
+        if not self._pending:
+            buf = data
+        elif self._state == "body" and len(data) >= size:
+            # Did a boundary start in the bytes held back? Look at them and the next few only.
+            probe = self._pending + data[: size - 1]
+            at = probe.find(self._delimiter)
+            if at >= 0:
+                if at:
+                    events.append((PART_DATA, self._pending[:at]))
+                events.append((PART_END, None))
+                self._state = "delimiter"
+                start = at + size - len(self._pending)
+                self._pending = b""
+                return events + self._parse(data, start)
+            events.append((PART_DATA, self._pending))
+            buf = data
+        else:
+            buf = self._pending + data
+        self._pending = b""
+        return events + self._parse(buf, 0)
+
+    def _parse(self, buf: bytes, pos: int) -> list[Event]:
+        events: list[Event] = []
+        view = memoryview(buf)
+        size = len(self._delimiter)
         while True:
             if self._state in ("preamble", "body"):
-                at = self._buffer.find(self._delimiter)
+                at = buf.find(self._delimiter, pos)
                 if at < 0:
-                    keep = len(self._delimiter) - 1
-                    if self._state == "body" and len(self._buffer) > keep:
-                        events.append((PART_DATA, bytes(self._buffer[:-keep])))
-                        del self._buffer[:-keep]
-                    elif self._state == "preamble" and len(self._buffer) > keep:
-                        del self._buffer[:-keep]
+                    keep_from = max(pos, len(buf) - (size - 1))
+                    if self._state == "body" and keep_from > pos:
+                        events.append((PART_DATA, view[pos:keep_from]))
+                    self._pending = buf[keep_from:]
                     return events
                 if self._state == "body":
-                    if at:
-                        events.append((PART_DATA, bytes(self._buffer[:at])))
+                    if at > pos:
+                        events.append((PART_DATA, view[pos:at]))
                     events.append((PART_END, None))
-                del self._buffer[: at + len(self._delimiter)]
+                pos = at + size
                 self._state = "delimiter"
             if self._state == "delimiter":
-                if len(self._buffer) < 2:
+                if len(buf) - pos < 2:
+                    self._pending = buf[pos:]
                     return events
-                if self._buffer[:2] == b"--":
+                if buf[pos : pos + 2] == b"--":
                     self._state = "done"
-                    self._buffer.clear()
                     return events
-                line_end = self._buffer.find(b"\r\n")
+                line_end = buf.find(b"\r\n", pos)
                 if line_end < 0:
-                    if len(self._buffer) > 1024:
+                    if len(buf) - pos > 1024:
                         raise MultipartError("no line break after a multipart boundary")
+                    self._pending = buf[pos:]
                     return events
-                if self._buffer[:line_end].strip(b" \t"):
+                if buf[pos:line_end].strip(b" \t"):
                     raise MultipartError("unexpected text after a multipart boundary")
-                del self._buffer[: line_end + 2]
+                pos = line_end + 2
                 self._state = "headers"
             if self._state == "headers":
-                if self._buffer[:2] == b"\r\n":
+                if buf[pos : pos + 2] == b"\r\n":
                     headers: dict[str, str] = {}
-                    del self._buffer[:2]
+                    pos += 2
                 else:
-                    end = self._buffer.find(b"\r\n\r\n")
+                    end = buf.find(b"\r\n\r\n", pos)
                     if end < 0:
-                        if len(self._buffer) > MAX_HEADER_BYTES:
+                        if len(buf) - pos > MAX_HEADER_BYTES:
                             raise MultipartError("multipart part headers are too long")
+                        self._pending = buf[pos:]
                         return events
-                    headers = _parse_headers(bytes(self._buffer[:end]))
-                    del self._buffer[: end + 4]
+                    headers = _parse_headers(buf[pos:end])
+                    pos = end + 4
                 self.parts += 1
                 events.append((PART_HEADERS, headers))
                 self._state = "body"

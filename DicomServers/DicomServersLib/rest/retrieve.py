@@ -19,6 +19,7 @@ is missing; a progress callback reports instances and bytes and cancels by retur
 
 from __future__ import annotations
 
+import queue
 import struct
 import threading
 import time
@@ -84,6 +85,8 @@ CHUNK_SIZE = 1 << 20
 COMMIT_WORKERS = 4
 #: Finished files waiting for a writer thread, at most (the network thread waits beyond).
 PARTS_IN_FLIGHT = 16
+#: Chunks waiting for a WADO-RS stream's writer thread, at most.
+WRITE_QUEUE = 8
 #: Bytes of each WADO-RS part kept to read its file meta (PS3.10 §7.1).
 HEAD_BYTES = 1024
 #: Seconds between progress reports while bytes flow.
@@ -435,11 +438,11 @@ class _PartWriter:
         self.handle, self.tmp = open_atomic(incoming)
         self.head = b""
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         assert self.handle is not None
         self.handle.write(data)
         if len(self.head) < HEAD_BYTES:
-            self.head += data[: HEAD_BYTES - len(self.head)]
+            self.head += bytes(data[: HEAD_BYTES - len(self.head)])
         self.transfer.add_bytes(len(data))
 
     def _uids(self) -> tuple[str, str]:
@@ -475,32 +478,79 @@ class _PartWriter:
         self.handle = self.tmp = None
 
 
+class _WriterThread:
+    """Runs a :class:`_PartWriter`'s file work on its own thread, in order.
+
+    The network thread only reads and parses; writing to disk (which releases the GIL)
+    overlaps it. At most :data:`WRITE_QUEUE` chunks wait, so memory stays bounded.
+    """
+
+    def __init__(self, writer: _PartWriter) -> None:
+        self.writer = writer
+        self.queue: queue.Queue[tuple[str, bytes | memoryview | None]] = queue.Queue(WRITE_QUEUE)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="wado-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            kind, value = self.queue.get()
+            if kind == "stop":
+                return
+            if self.error is not None:
+                continue
+            try:
+                if kind == PART_HEADERS:
+                    self.writer.start()
+                elif kind == PART_DATA and value is not None:
+                    self.writer.write(value)
+                elif kind == PART_END:
+                    self.writer.end()
+            except BaseException as error:  # reported to the network thread
+                self.error = error
+
+    def put(self, kind: str, value: bytes | memoryview | None = None) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((kind, value))
+
+    def close(self) -> None:
+        """Finish the queued work (or drop it after an error) and stop the thread."""
+        self.queue.put(("stop", None))
+        self.thread.join()
+        self.writer.abort()
+        if self.error is not None:
+            raise self.error
+
+
 def _stream_parts(response: requests.Response, writer: _PartWriter, transfer: _Transfer) -> None:
-    """Parse a WADO-RS answer as it arrives and write each part."""
+    """Parse a WADO-RS answer as it arrives; a writer thread writes each part."""
     media, _ = parse_content_type(response.headers.get("Content-Type", ""))
+    thread = _WriterThread(writer)
     try:
         if media.startswith("multipart/"):
             parser = MultipartParser(boundary_of(response.headers["Content-Type"]))
             for chunk in response.iter_content(CHUNK_SIZE):
                 transfer.check()
                 for kind, value in parser.feed(chunk):
-                    if kind == PART_HEADERS:
-                        writer.start()
-                    elif kind == PART_DATA:
-                        assert isinstance(value, bytes)
-                        writer.write(value)
-                    elif kind == PART_END:
-                        writer.end()
+                    assert not isinstance(value, dict) or kind == PART_HEADERS
+                    thread.put(kind, None if isinstance(value, dict) else value)
             parser.finish()
         else:  # a single instance answered as application/dicom
-            writer.start()
+            thread.put(PART_HEADERS)
             for chunk in response.iter_content(CHUNK_SIZE):
                 transfer.check()
-                writer.write(chunk)
-            writer.end()
+                thread.put(PART_DATA, chunk)
+            thread.put(PART_END)
+    except BaseException:
+        thread.error = thread.error or _CancelledError()  # drop what is queued
+        raise
     finally:
-        writer.abort()
         response.close()
+        try:
+            thread.close()
+        except _CancelledError:
+            pass
 
 
 def _retrieve_dicomweb(
