@@ -841,6 +841,8 @@ class StudyBrowser:
                 self._setStatus(str(error), error=True)
                 continue
             onDone(result)
+        # Asked before draining: once nothing is busy, every event has been queued already.
+        transfersBusy = self.queue.busy
         finished = []
         for event in self.queue.drain():
             self.transferModel.update(event.status)
@@ -849,7 +851,7 @@ class StudyBrowser:
         for status in finished:
             self._onTransferFinished(status)
         self._updateTransferSummary()
-        if not self._jobs and not self.queue.busy:
+        if not self._jobs and not transfersBusy:
             self._timer.stop()
 
     @property
