@@ -409,3 +409,19 @@ def test_a_damaged_cache_file_is_rebuilt(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with StudyCache.open(server, tmp_path) as cache:
         assert cache.count() == 0
+
+
+def test_a_cache_written_with_other_record_fields_is_reloaded(tmp_path: Path) -> None:
+    import sqlite3
+
+    from DicomServersLib.query_model import StudyRecord
+    from DicomServersLib.rest.cache import SyncState
+
+    server = DicomServer(rest_url="http://127.0.0.1:8042")
+    with StudyCache.open(server, tmp_path) as cache:
+        cache.replace_all([StudyRecord("1.2.3", patient_name="A^B")], SyncState(last_sync="x"))
+        assert cache.studies()[0].patient_name == "A^B"
+    with sqlite3.connect(cache_path(server, tmp_path)) as conn:
+        conn.execute("UPDATE meta SET value='[\"study_uid\", \"gone_field\"]' WHERE key='fields'")
+    with StudyCache.open(server, tmp_path) as cache:
+        assert cache.count() == 0 and not cache.state().last_sync

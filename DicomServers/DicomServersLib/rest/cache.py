@@ -32,7 +32,7 @@ from DicomServersLib.server import DicomServer
 from DicomServersLib.user_paths import cache_dir
 from DicomServersLib.validation import normalize_url
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CACHE_FOLDER = "rest-studies"
 
 _UPSERT = "INSERT OR REPLACE INTO studies VALUES (?, ?, ?, ?)"
@@ -123,18 +123,20 @@ def sort_key(record: StudyRecord) -> str:
     return date + time.ljust(6, "0")
 
 
-#: StudyRecord fields, in order (a shallow dict of them is JSON-ready and far quicker to
-#: build than ``dataclasses.asdict``, which deep-copies).
-_RECORD_FIELDS = tuple(f.name for f in fields(StudyRecord))
+#: StudyRecord fields, in the order a stored record lists their values. They are kept in the
+#: cache's ``meta``: a cache written with other fields (another version) is reloaded.
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StudyRecord))
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def record_json(record: StudyRecord) -> str:
-    """Return the JSON text a record is stored as."""
-    return json.dumps(
-        {name: getattr(record, name) for name in _RECORD_FIELDS},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    """Return the JSON text a record is stored as: the list of its field values."""
+    return _ENCODER.encode([getattr(record, name) for name in RECORD_FIELDS])
+
+
+def record_from_json(text: str) -> StudyRecord:
+    """Return the record stored as ``text`` (see :func:`record_json`)."""
+    return StudyRecord(*json.loads(text))
 
 
 def _resource_id(record: StudyRecord) -> str:
@@ -191,8 +193,20 @@ class StudyCache:
                 " sort_key TEXT NOT NULL DEFAULT '',"
                 " record TEXT NOT NULL)"
             )
-            conn.execute("CREATE INDEX IF NOT EXISTS studies_sort ON studies (sort_key)")
-            conn.execute("CREATE INDEX IF NOT EXISTS studies_resource ON studies (resource_id)")
+            # No index: lists of thousands are read and written whole, and a scan of them
+            # costs a millisecond, less than keeping an index up to date at every write.
+            row = conn.execute("SELECT value FROM meta WHERE key='fields'").fetchone()
+            stored = json.loads(row[0]) if row else None
+            if stored is None:
+                conn.execute(
+                    "INSERT INTO meta VALUES ('fields', ?)", (json.dumps(list(RECORD_FIELDS)),)
+                )
+            elif tuple(stored) != RECORD_FIELDS:
+                conn.execute("DELETE FROM studies")  # written by another version: reload
+                conn.execute("DELETE FROM meta WHERE key='sync'")
+                conn.execute(
+                    "UPDATE meta SET value=? WHERE key='fields'", (json.dumps(list(RECORD_FIELDS)),)
+                )
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema', ?), ('identity', ?)",
                 (json.dumps(SCHEMA_VERSION), json.dumps(self.identity)),
@@ -251,7 +265,7 @@ class StudyCache:
             params = (limit,)
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        return [StudyRecord(**json.loads(row[0])) for row in rows]
+        return [record_from_json(row[0]) for row in rows]
 
     def get(self, study_uid: str) -> StudyRecord | None:
         """Return one cached study, or None."""
@@ -259,7 +273,7 @@ class StudyCache:
             row = self._conn.execute(
                 "SELECT record FROM studies WHERE study_uid=?", (study_uid,)
             ).fetchone()
-        return StudyRecord(**json.loads(row[0])) if row else None
+        return record_from_json(row[0]) if row else None
 
     def resource_ids(self) -> dict[str, str]:
         """Return ``{server resource id: study UID}`` (Orthanc identifiers)."""

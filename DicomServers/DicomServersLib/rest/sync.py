@@ -318,7 +318,7 @@ class _Sync:
         if self.limit == 0:
             self.check("Listing studies")
             records = self.scoped_fetch(self.scope.start, self.scope.end)
-            return _by_recency(records), ""
+            return records, ""  # the cache orders on reading
         found, exhausted = most_recent(
             self.scoped_fetch, self.limit, self.scope, self.today, check=self.check
         )
@@ -508,7 +508,7 @@ class _OrthancSync(_Sync):
         state.change_seq, state.server_count = seq, count
         if self.limit and not (self.scope.start or self.scope.end) and count <= self.limit:
             self.check("Listing studies")
-            records, cut = _by_recency(self.scoped_fetch(None, None)), ""
+            records, cut = self.scoped_fetch(None, None), ""
         else:
             records, cut = self.load_list()
         return self.finish_full(records, cut, reason, state)
