@@ -2,8 +2,10 @@
 
 The study browser, the CLI and the Slicer console call :func:`query_studies`,
 :func:`query_series` and :func:`retrieve` here; the protocol is chosen per call:
-``via="dimse"`` or ``via="rest"`` when forced (the CLI's ``--via``), else REST when the server
-has ``rest_enabled`` and DIMSE otherwise.
+``via="dimse"``, ``via="rest"`` or ``via="folder"`` when forced (the CLI's ``--via``), else the
+storage folder when the server loads from its PACS folder (``load_mode == "folder"``, no
+network: :mod:`DicomServersLib.folder_backend`), REST when the server has ``rest_enabled`` and
+DIMSE otherwise.
 
 Extension point (for the REST layer): a backend is any object with the three methods of
 :class:`Backend`. The DIMSE backend is built in. The REST backend registers itself with
@@ -38,8 +40,10 @@ __all__ = [
     "retrieve",
 ]
 
-VIA_CHOICES = ("dimse", "rest")
+VIA_CHOICES = ("dimse", "rest", "folder")
 REST_BACKEND_MODULE = "DicomServersLib.rest.backend"
+FOLDER_BACKEND_MODULE = "DicomServersLib.folder_backend"
+_LAZY_BACKENDS = {"rest": REST_BACKEND_MODULE, "folder": FOLDER_BACKEND_MODULE}
 
 
 class Backend(Protocol):
@@ -161,7 +165,8 @@ def register_backend(via: str, backend: Backend) -> None:
 
 
 def choose_via(server: DicomServer, via: str | None = None) -> str:
-    """Return the protocol for a call: ``via`` if given, else REST when the server has it on.
+    """Return the protocol for a call: ``via`` if given, else the storage folder in folder
+    mode, else REST when the server has it on, else DIMSE.
 
     Raises
     ------
@@ -169,6 +174,8 @@ def choose_via(server: DicomServer, via: str | None = None) -> str:
         ``via`` is not ``dimse`` or ``rest``.
     """
     if via is None:
+        if server.load_mode == "folder":
+            return "folder"
         return "rest" if server.rest_enabled else "dimse"
     if via not in VIA_CHOICES:
         raise ValidationError(
@@ -186,16 +193,16 @@ def backend_for(server: DicomServer, via: str | None = None) -> Backend:
         ``via`` is invalid, or REST is asked for and no REST backend is available.
     """
     name = choose_via(server, via)
-    if name not in _BACKENDS and name == "rest":
+    if name not in _BACKENDS and name in _LAZY_BACKENDS:
         try:
-            module = importlib.import_module(REST_BACKEND_MODULE)
+            module = importlib.import_module(_LAZY_BACKENDS[name])
         except ModuleNotFoundError as error:
-            if error.name != REST_BACKEND_MODULE:
+            if error.name != _LAZY_BACKENDS[name]:
                 raise
         else:
             backend = getattr(module, "BACKEND", None)
-            if backend is not None and "rest" not in _BACKENDS:
-                register_backend("rest", backend)
+            if backend is not None and name not in _BACKENDS:
+                register_backend(name, backend)
     if name not in _BACKENDS:
         raise ValidationError(
             [("via", "via: the PACS REST API is not available in this installation; use dimse")]
