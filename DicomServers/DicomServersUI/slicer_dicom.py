@@ -378,10 +378,15 @@ class SlicerIntegration:
         self._selector = None
 
     def install(self) -> None:
-        """Sync the tables now and hook into the DICOM module panel (now or when opened)."""
+        """Sync the tables now and hook into the DICOM module panel (now or when opened).
+
+        An empty list of ours (a fresh installation) leaves Slicer's tables as the user had
+        them; from the first change of our list on, they follow it.
+        """
         import slicer
 
-        self.tables.sync()
+        if self.tables.registry.names():
+            self.tables.sync()
         if not self.hookDicomModule():
             selector = slicer.util.moduleSelector()
             if selector is not None:
@@ -405,9 +410,12 @@ class SlicerIntegration:
             self._selector = None
 
     def remove(self) -> None:
-        """Stop following the list."""
+        """Stop following the list and the module selector."""
         self.tables.remove()
         self.hook.remove()
+        if self._selector is not None:
+            self._selector.moduleSelected.disconnect(self.onModuleSelected)
+            self._selector = None
 
 
 # -- the study browser in our module panel --------------------------------------------------

@@ -135,6 +135,14 @@ def test_dicom_module_gets_our_dropdown_when_opened(
 
     dicom = slicer_fakes
     registry = ServerRegistry()
+    # A fresh installation (our list empty) leaves the user's own Slicer tables alone.
+    dicom.fake.settings.setValue("DICOM/ServerNodeCount", 1)
+    dicom.fake.settings.setValue("DICOM/ServerNodes/0", json.dumps({"Name": "Users own"}))
+    untouched = SlicerIntegration(registry, lambda name: None)
+    untouched.install()
+    assert [row["Name"] for row in visual_rows(fresh_settings(dicom))] == ["Users own"]
+    untouched.remove()
+
     registry.add("Hospital PACS", host="10.0.0.5")
     registry.add("Research", host="127.0.0.1", is_default=True)
     opened: list[str] = []
