@@ -82,7 +82,7 @@ DEFAULT_WORKERS = 4
 #: Bytes read from the network at a time.
 CHUNK_SIZE = 1 << 20
 #: Threads that write, fsync and rename finished files while the transfer goes on.
-COMMIT_WORKERS = 4
+COMMIT_WORKERS = 8
 #: Finished files waiting for a writer thread, at most (the network thread waits beyond).
 PARTS_IN_FLIGHT = 16
 #: Chunks waiting for a WADO-RS stream's writer thread, at most.
@@ -434,8 +434,11 @@ class _PartWriter:
         self.head = b""
 
     def start(self) -> None:
-        incoming = self.transfer.dest / self.transfer.study_uid / "incoming.dcm"
-        self.handle, self.tmp = open_atomic(incoming)
+        # Beside its final place when the series is known: the rename stays in one folder.
+        study = self.transfer.dest / self.transfer.study_uid
+        hint = self.series_hint
+        folder = study / hint if hint and check_uid(hint)[0] else study
+        self.handle, self.tmp = open_atomic(folder / "incoming.dcm")
         self.head = b""
 
     def write(self, data: bytes | memoryview) -> None:
