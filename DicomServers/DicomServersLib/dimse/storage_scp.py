@@ -169,10 +169,15 @@ class StorageListener:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop listening and abort open associations."""
         self._stopping.set()
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes up the accept() below at once
+            except OSError:
+                pass
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
-        sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
         with self._lock:

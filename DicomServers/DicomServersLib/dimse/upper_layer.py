@@ -826,17 +826,33 @@ class DirectAssociation:
             self.abort()
 
 
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
 class _SocketReader:
     """Buffered exact-size reads from a socket, without ``socket.makefile``.
 
     Small reads (PDU headers) read ahead; large reads (PDU bodies) go straight into their
     own buffer with ``recv_into``. The socket can be shut down from another thread: a
     blocked read then returns end-of-file.
+
+    On Linux every read re-arms ``TCP_QUICKACK`` (the kernel drops it after a while): a peer
+    that keeps Nagle's algorithm on (Orthanc, DCMTK by default) sends each small PDU only
+    once the previous one is acknowledged, and delayed acknowledgements would hold every
+    small C-FIND answer back by up to 40 ms.
     """
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._buffer = bytearray()
+        self._quickack = _QUICKACK is not None
+
+    def _ack_at_once(self) -> None:
+        if self._quickack:
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)  # type: ignore[arg-type]
+            except OSError:
+                self._quickack = False
 
     def read(self, count: int) -> bytes | bytearray:
         buffer = self._buffer
@@ -851,12 +867,14 @@ class _SocketReader:
             view[:have] = buffer
             buffer.clear()
             while have < count:
+                self._ack_at_once()
                 got = self._sock.recv_into(view[have:])
                 if not got:
                     raise ConnectionLostError("the peer closed the connection")
                 have += got
             return out
         while len(buffer) < count:
+            self._ack_at_once()
             chunk = self._sock.recv(_READ_BUFFER)
             if not chunk:
                 raise ConnectionLostError("the peer closed the connection")
