@@ -453,9 +453,10 @@ class DicomServersTest(ScriptedLoadableModuleTest):
         # DICOMUtils.TemporaryDICOMDatabase swaps slicer.dicomDatabase for a temporary one
         # (Slicer Modules/Scripted/DICOMLib/DICOMUtils.py).
         from DICOMLib import DICOMUtils
+
+        ensurePythonDependencies()  # pynetdicom (skipped under --testing: then this fails)
         from DicomServersLib.demo_pacs import DemoPacs
 
-        ensurePythonDependencies()
         self.delayDisplay("Starting the embedded demo PACS")
         folder = tempfile.mkdtemp(prefix="DicomServersDemoPacs-")
         with DemoPacs(folder) as pacs, DICOMUtils.TemporaryDICOMDatabase():

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pynetdicom
 import pytest
 from browser_driver import (
     click,
@@ -296,3 +297,29 @@ def test_module_panel_opens_the_study_browser(
     finally:
         widget.cleanup()
         parent.deleteLater()
+
+
+@pytest.mark.xfail(
+    int(pynetdicom.__version__.split(".")[0]) < 3,
+    reason="known, reported: on pynetdicom 2.1 our C-GET from the embedded demo PACS ends with"
+    " 0xA702 and no image (C-GET from Orthanc works); the DIMSE/demo PACS owners track it",
+    strict=True,
+)
+def test_in_slicer_self_test_round_trip_on_the_fakes(
+    slicer_fakes: fake_dicom_module.FakeDicom,
+) -> None:
+    """The module's self-test (add, query, retrieve, load) against the embedded demo PACS.
+
+    In Slicer it runs under ``Slicer --testing``; here the same code runs on the faked
+    DICOM boundary, with the real demo PACS (pynetdicom, loopback) and a real C-GET.
+    """
+    dicom = slicer_fakes
+    module = fake_slicer.import_module_file()
+    test = module.DicomServersTest()
+    test.setUp()
+    try:
+        test.test_AddQueryRetrieveLoadDemoPacs()
+    finally:
+        test.tearDown()
+    assert dicom.calls.waits == 1  # imported and waited for
+    assert len(dicom.calls.load) == 1

@@ -11,7 +11,7 @@ pinned by Slicer 5.12, ``5056664``):
   ``waitForImportFinished()``, signal ``indexingComplete(int,int,int,int)`` emitted from the
   event loop when background import is on (CTK ``Libs/DICOM/Core/ctkDICOMIndexer.{h,cpp}``);
 - ``DICOMLib.DICOMUtils.loadSeriesByUID`` (Slicer ``Modules/Scripted/DICOMLib/DICOMUtils.py``):
-  the same argument checks, files from the database, recorded;
+  the same argument checks, files from the database, recorded; ``TemporaryDICOMDatabase``;
 - ``slicer.modules.DICOMWidget`` once "created": ``ui.networkingFrame`` (a group box with a
   ``QFormLayout``, as in Slicer's ``DICOM.ui``) and ``browserWidget.dicomVisualBrowser`` whose
   ``serverSettingsWidget()`` reads and writes ``DICOM/ServerNodes/<i>`` exactly as
@@ -244,7 +244,27 @@ def _make_dicomutils(dicom: FakeDicom) -> types.ModuleType:
                 nodes.append(f"vtkMRMLScalarVolumeNode{dicom.loaded_node_count}")
         return nodes
 
+    class TemporaryDICOMDatabase:
+        """Swap ``slicer.dicomDatabase`` for an empty temporary one (DICOMUtils' context)."""
+
+        def __enter__(self) -> FakeDicomDatabase:
+            import tempfile
+
+            self.original = dicom.fake.slicer.dicomDatabase  # type: ignore[attr-defined]
+            self.folder = tempfile.mkdtemp(prefix="TemporaryDICOMDatabase-")
+            dicom.database = FakeDicomDatabase(Path(self.folder))
+            dicom.fake.slicer.dicomDatabase = dicom.database  # type: ignore[attr-defined]
+            return dicom.database
+
+        def __exit__(self, *exc: object) -> None:
+            import shutil
+
+            dicom.database = self.original
+            dicom.fake.slicer.dicomDatabase = self.original  # type: ignore[attr-defined]
+            shutil.rmtree(self.folder, ignore_errors=True)
+
     utils.loadSeriesByUID = loadSeriesByUID  # type: ignore[attr-defined]
+    utils.TemporaryDICOMDatabase = TemporaryDICOMDatabase  # type: ignore[attr-defined]
     return utils
 
 
