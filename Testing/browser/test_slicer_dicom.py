@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pynetdicom
 import pytest
 from browser_driver import (
     click,
@@ -299,12 +298,6 @@ def test_module_panel_opens_the_study_browser(
         parent.deleteLater()
 
 
-@pytest.mark.xfail(
-    int(pynetdicom.__version__.split(".")[0]) < 3,
-    reason="known, reported: on pynetdicom 2.1 our C-GET from the embedded demo PACS ends with"
-    " 0xA702 and no image (C-GET from Orthanc works); the DIMSE/demo PACS owners track it",
-    strict=True,
-)
 def test_in_slicer_self_test_round_trip_on_the_fakes(
     slicer_fakes: fake_dicom_module.FakeDicom,
 ) -> None:

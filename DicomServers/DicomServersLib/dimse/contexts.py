@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+from pydicom.uid import UID
 from pynetdicom import StoragePresentationContexts
 
 from DicomServersLib.dimse.upper_layer import (
@@ -45,18 +46,31 @@ UNCOMPRESSED_TRANSFER_SYNTAXES: tuple[str, ...] = (
     IMPLICIT_VR_LITTLE_ENDIAN,
 )
 
-COMPRESSED_TRANSFER_SYNTAXES: tuple[str, ...] = (
-    "1.2.840.10008.1.2.4.70",  # JPEG Lossless, first-order prediction (SV1)
-    "1.2.840.10008.1.2.4.57",  # JPEG Lossless
-    "1.2.840.10008.1.2.4.50",  # JPEG Baseline (8-bit lossy)
-    "1.2.840.10008.1.2.4.51",  # JPEG Extended (12-bit lossy)
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
-    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.5",  # RLE Lossless
-    "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
-    "1.2.840.10008.1.2.4.203",  # HTJ2K
+
+def _known_to_pydicom(syntaxes: tuple[str, ...]) -> tuple[str, ...]:
+    """Keep the transfer syntaxes the installed pydicom knows.
+
+    pydicom 2.4 (Slicer 5.10) does not know HTJ2K; pynetdicom 2.1 then fails every C-STORE
+    sub-operation of an association where such a context was accepted ("UID is not a transfer
+    syntax", status 0xA702), so we never propose one it cannot describe.
+    """
+    return tuple(s for s in syntaxes if UID(s).is_transfer_syntax)
+
+
+COMPRESSED_TRANSFER_SYNTAXES: tuple[str, ...] = _known_to_pydicom(
+    (
+        "1.2.840.10008.1.2.4.70",  # JPEG Lossless, first-order prediction (SV1)
+        "1.2.840.10008.1.2.4.57",  # JPEG Lossless
+        "1.2.840.10008.1.2.4.50",  # JPEG Baseline (8-bit lossy)
+        "1.2.840.10008.1.2.4.51",  # JPEG Extended (12-bit lossy)
+        "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+        "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-lossless
+        "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+        "1.2.840.10008.1.2.4.91",  # JPEG 2000
+        "1.2.840.10008.1.2.5",  # RLE Lossless
+        "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+        "1.2.840.10008.1.2.4.203",  # HTJ2K
+    )
 )
 
 STORAGE_TRANSFER_SYNTAXES: tuple[str, ...] = (
