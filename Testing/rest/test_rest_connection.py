@@ -128,7 +128,7 @@ def test_untrusted_certificate_is_a_tls_diagnosis(
     # Trusting the authority that signed it (a hospital's CA bundle) makes it work.
     _, cert = tls_certificate
     trusted = server.copy()
-    trusted.extras["rest_ca_bundle"] = str(cert)
+    trusted.rest_ca_bundle = str(cert)  # the setting (kept in extras by older records)
     result = check_rest_login(trusted)
     assert result.ok, result.diagnosis
 
@@ -163,3 +163,14 @@ def test_long_timeouts_cap_the_connect_wait() -> None:
 def test_no_user_sends_no_login(rest_orthanc: OrthancServer) -> None:
     check = check_rest_login(rest_server(rest_orthanc, rest_user="", rest_password=""))
     assert (check.ok, check.kind) == (False, KIND_AUTH)
+
+
+def test_ca_bundle_setting_is_read_from_the_record(tmp_path: Path) -> None:
+    from DicomServersLib.rest.session import rest_ca_bundle
+
+    bundle = tmp_path / "hospital-ca.pem"
+    bundle.write_text("not used here")
+    server = DicomServer.from_dict({"rest_url": "https://pacs:8042", "rest_ca_bundle": str(bundle)})
+    assert rest_ca_bundle(server) == str(bundle)
+    assert build_session(server).verify == str(bundle)
+    assert build_session(DicomServer(rest_url="https://pacs:8042")).verify is True
