@@ -95,7 +95,12 @@ def cmd_add(context: CliContext) -> int:
     _read_secrets(context, values)
     registry = context.registry
     typed = parse_fields(values)  # everything is validated before anything is stored
-    server = registry.add(context.args.name, **typed)
+    name = context.args.name
+    if "name" in typed:  # `servers add name=X` is the same as `servers add --name X`
+        if name is not None:
+            raise UsageError("name: give the name once, either --name or name=…")
+        name = typed.pop("name")
+    server = registry.add(name, **typed)
     print(
         f"added {server.name!r} at position {registry.index_of(server.name)}", file=context.stdout
     )

@@ -200,3 +200,11 @@ def test_notification_token_from_stdin_is_a_secret(tmp_path: Path) -> None:
     shown = run(ini, "servers", "show", "N", env=env).stdout
     assert "notification_token = (set" in shown and "rest_password = (set" in shown
     assert run(ini, "servers", "set", "N", "notification_token=x").returncode == 2
+
+
+def test_name_as_a_field(tmp_path: Path) -> None:
+    ini = tmp_path / "s.ini"
+    assert run(ini, "servers", "add", "name=From field", "port=104").returncode == 0
+    assert names(ini) == ["From field"]
+    result = run(ini, "servers", "add", "--name", "A", "name=B")
+    assert result.returncode == 2 and "give the name once" in result.stderr
