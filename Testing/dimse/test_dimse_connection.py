@@ -20,6 +20,7 @@ from DicomServersLib.dimse.outcome import (
 )
 from DicomServersLib.progress import CancelToken
 from dimse_helpers import MOVE_AE, NoGetSCP, datasets_of, fake_pacs, qr_answers, server_for
+from rig.orthanc import RemoteModality
 from rig.ports import free_port
 from rig.scp import FakeQRSCP
 
@@ -139,3 +140,17 @@ def test_cancel_stops_after_the_current_step(orthanc) -> None:
     result = connection_test.check_connection(server_for(orthanc), cancel=token)
     assert [s.skipped for s in result.steps] == [False, True, True]
     assert result.steps[1].diagnosis == "not run: cancelled"
+
+
+def test_deep_test_on_an_empty_pacs(orthanc_factory) -> None:
+    port = free_port()
+    empty = orthanc_factory(
+        modalities={"slicer": RemoteModality(MOVE_AE, port)}, dicomweb=False, worklists=False
+    )
+    known = server_for(empty, retrieve_method="c-move", storage_port=port)
+    result = connection_test.check_connection(known, listen_host="127.0.0.1")
+    assert result.ok, result.to_dict()
+    assert result.steps[1].diagnosis == "The PACS answered but holds no study."
+    assert "C-MOVE could not be tried" in result.steps[2].diagnosis
+    get = connection_test.check_connection(known.copy(retrieve_method="c-get"))
+    assert get.ok and "could not be tried" in get.steps[2].diagnosis

@@ -288,6 +288,14 @@ def test_move_needs_a_destination(pacs, dest) -> None:
         retrieve(server, "1.2.3", dest)
 
 
+@pytest.mark.parametrize("method", ["c-get", "c-move"])
+def test_a_study_the_pacs_does_not_hold(pacs, dest, method: str) -> None:
+    result = retrieve(move_server(pacs, retrieve_method=method), "1.2.3.4.5", dest,
+                      listen_host=LOOPBACK)  # fmt: skip
+    assert not result.ok and result.files == [] and result.received == 0
+    assert result.diagnosis == "The PACS sent nothing: it holds no study 1.2.3.4.5."
+
+
 def test_unreachable_pacs(dest) -> None:
     port = free_port()
     server = server_for(storage_scp.StorageListener("X", 0), port=port, called_ae_title="X")

@@ -20,13 +20,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pydicom.uid import generate_uid
-
 from DicomServersLib.date_filters import DateRange
 from DicomServersLib.dimse.association import Timeouts
 from DicomServersLib.dimse.echo import echo
 from DicomServersLib.dimse.find import STUDY_ROOT_FIND, FindSession, Match
-from DicomServersLib.dimse.outcome import STATUS, ConnectionTestResult, Failure, StepResult
+from DicomServersLib.dimse.outcome import (
+    NOT_FOUND,
+    STATUS,
+    ConnectionTestResult,
+    Failure,
+    StepResult,
+)
 from DicomServersLib.dimse.query import (
     NETWORK_FIELDS,
     instance_identifier,
@@ -203,55 +207,41 @@ def _retrieve_step(
     timeouts: Timeouts,
     listen_host: str,
 ) -> StepResult:
-    """Retrieve one instance (or, for C-MOVE with an empty PACS, probe the destination)."""
+    """Retrieve one instance of the study found into a scratch folder."""
     started = time.monotonic()
     target = None
     study_uid = ""
     if studies:
         study_uid = studies[0]
         target = _one_instance(server, study_uid, timeouts)
-    if target is None and step == "get":
+    if target is None:
+        # An empty PACS: nothing to retrieve. (Probing with a study that does not exist
+        # proves nothing: Orthanc answers 0xC000 for that and for an unknown destination.)
+        method = "C-MOVE" if step == "move" else "C-GET"
         return StepResult(
             step,
             True,
             time.monotonic() - started,
-            diagnosis="Nothing to retrieve: C-GET could not be tried (the PACS holds no image).",
+            diagnosis=f"Nothing to retrieve: {method} could not be tried (the PACS holds no image).",
         )
+    series_uid, sop_uid = target
     with tempfile.TemporaryDirectory(prefix="dicomservers-test-") as scratch:
-        if target is None:
-            # No image to move: a C-MOVE of a study that does not exist still tells whether
-            # the PACS knows our move destination (0xA801 otherwise).
-            outcome, failure = retrieve_detailed(
-                server,
-                str(generate_uid()),
-                Path(scratch),
-                method="c-move",
-                timeouts=timeouts,
-                max_associations=1,
-                listen_host=listen_host,
+        outcome, failure = retrieve_detailed(
+            server,
+            study_uid,
+            Path(scratch),
+            series_uids=[series_uid],
+            sop_uids=[sop_uid],
+            method="c-move" if step == "move" else "c-get",
+            timeouts=timeouts,
+            max_associations=1,
+            listen_host=listen_host,
+        )
+        if failure is not None and failure.kind == NOT_FOUND:
+            failure = Failure(
+                STATUS, "The PACS reported success but the image never arrived.", outcome.status
             )
-            note = (
-                "The PACS knows our move destination, but holds no image to prove the route back."
-            )
-        else:
-            series_uid, sop_uid = target
-            outcome, failure = retrieve_detailed(
-                server,
-                study_uid,
-                Path(scratch),
-                series_uids=[series_uid],
-                sop_uids=[sop_uid],
-                method="c-move" if step == "move" else "c-get",
-                timeouts=timeouts,
-                max_associations=1,
-                listen_host=listen_host,
-            )
-            note = ""
-            if outcome.ok and not outcome.files:
-                failure = Failure(
-                    STATUS, "The PACS reported success but the image never arrived.", outcome.status
-                )
     duration = time.monotonic() - started
     if failure is None:
-        return StepResult(step, True, duration, outcome.status, note)
+        return StepResult(step, True, duration, outcome.status)
     return StepResult.failed(step, failure, duration)

@@ -24,11 +24,13 @@ REJECTED = "rejected"  # A-ASSOCIATE-RJ (PS3.8 §9.3.4)
 ABORTED = "aborted"  # A-ABORT or A-P-ABORT from the peer, or the connection dropped
 NOT_SUPPORTED = "not_supported"  # no accepted presentation context for the service
 STATUS = "status"  # a DIMSE failure status (PS3.7 Annex C, PS3.4)
+NOT_FOUND = "not_found"  # the PACS holds nothing matching the request
 IDLE_TIMEOUT = "idle_timeout"  # no message from the peer within the idle timeout
 OVERALL_TIMEOUT = "overall_timeout"  # the whole operation took longer than allowed
 CANCELLED = "cancelled"  # the user (progress callback) cancelled
 LOCAL = "local"  # our side: storage port busy, disk full, unwritable folder
 PROTOCOL = "protocol"  # the peer broke the protocol (malformed PDU or message)
+TLS = "tls"  # DICOM TLS: certificate not trusted, refused, unreadable file, not TLS on the port
 
 FAILURE_KINDS: tuple[str, ...] = (
     HOST_UNKNOWN,
@@ -40,11 +42,13 @@ FAILURE_KINDS: tuple[str, ...] = (
     ABORTED,
     NOT_SUPPORTED,
     STATUS,
+    NOT_FOUND,
     IDLE_TIMEOUT,
     OVERALL_TIMEOUT,
     CANCELLED,
     LOCAL,
     PROTOCOL,
+    TLS,
 )
 
 

@@ -160,6 +160,7 @@ class _Plan:
     wanted: dict[str, set[str]] = field(default_factory=dict)  # series → SOP UIDs, if listed
     expected: dict[str, int] = field(default_factory=dict)  # series → instance count, if known
     surveyed: bool = False
+    found: bool | None = None  # False: the PACS lists no series for the request
 
     @property
     def planned(self) -> int | None:
@@ -237,11 +238,12 @@ def _survey(
             counts[uid] = int(text) if text.isdigit() else None
 
         run = session.find(STUDY_ROOT_FIND, _series_query(study_uid), on_series)
-        if not run.ok or run.cut_off or session.assoc is None or not counts:
+        if not run.ok or run.cut_off or session.assoc is None:
             return plan, None
         wanted_series = series_list or list(counts)
-        if any(uid not in counts for uid in wanted_series):
-            return plan, None  # a series asked for is unknown to the PACS: request it blind
+        if not counts or any(uid not in counts for uid in wanted_series):
+            plan.found = False  # not listed: still request it (C-FIND may be restricted)
+            return plan, None
         classes: set[str] = set()
         for series_uid in wanted_series:
             have = present.get(series_uid, set())
@@ -706,7 +708,9 @@ def retrieve_detailed(
     ):
         return _finish(result, failure, started)
     if not plan.surveyed:
+        found = plan.found
         plan = _blind_plan(series_list, sop_list)
+        plan.found = found
     result.skipped = plan.skipped
     run = _Run(server, study_uid, dest, plan, progress, timeouts)
     try:
@@ -801,6 +805,17 @@ def _collect(
             diagnosis.SUB_OPERATIONS_WARNING,
             local_host=run.local_host,
             failed=result.failed,
+        )
+    nothing = not result.files and not result.received
+    if nothing and plan.found is False and (failure is None or failure.kind == outcome.STATUS):
+        # Orthanc answers 0xC000 to a retrieve of something it does not hold.
+        failure = None
+    if failure is None and nothing:
+        failure = Failure(
+            outcome.NOT_FOUND,
+            f"The PACS sent nothing: it holds no study {run.study_uid}"
+            + (" with the series or images asked for." if series_list else "."),
+            status=result.status,
         )
     if failure is None and missing:
         failure = Failure(

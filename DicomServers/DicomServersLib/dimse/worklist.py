@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from DicomServersLib.dimse.association import Timeouts
 from DicomServersLib.dimse.elements import clean_text
@@ -120,10 +121,11 @@ def worklist_identifier(station_ae_title: str, date: str, modality: str = "") ->
 
 
 def _text(ds: Dataset, keyword: str) -> str:
+    """A value as text (pydicom decodes it with the item's character set); lists joined."""
     value = ds.get(keyword)
     if value is None:
         return ""
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+    if isinstance(value, MultiValue | list | tuple):
         value = "\\".join(str(v) for v in value)
     return clean_text(str(value))
 
