@@ -5,10 +5,6 @@ from __future__ import annotations
 import pytest
 from DicomServersUI.pyside_qt import protectNone
 
-# PySide6 6.12 on Python 3.11 drops a reference to None on some calls, which aborts Python after
-# many Qt calls (see DicomServersUI/pyside_qt.py); protect every test process, not only GUI ones.
-protectNone()
-
 # Fixtures are found by name in this module's namespace, hence the "unused" imports.
 from rig.fixtures import (  # noqa: F401
     add_peer_markers,
@@ -20,6 +16,10 @@ from rig.fixtures import (  # noqa: F401
     storescp_factory,
     wlmscpfs_factory,
 )
+
+# PySide6 6.12 on Python 3.11 drops a reference to None on some calls, which aborts Python after
+# many Qt calls (see DicomServersUI/pyside_qt.py); protect every test process, not only GUI ones.
+protectNone()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
