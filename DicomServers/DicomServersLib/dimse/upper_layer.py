@@ -524,12 +524,8 @@ class DirectAssociation:
         acse_timeout: float,
         idle_timeout: float,
         deadline: float | None = None,
-        secure: Callable[[socket.socket], socket.socket] | None = None,
     ) -> DirectAssociation:
         """Connect and negotiate an association as requestor (PS3.8 §7.1).
-
-        ``secure``, when given, turns the connected socket into a TLS one (it runs the
-        handshake within the connection timeout; see :mod:`.tls`).
 
         Raises
         ------
@@ -546,8 +542,6 @@ class DirectAssociation:
             raise ConnectError(diagnosis.connect_error_kind(error), error) from error
         set_tcp_nodelay(sock)
         try:
-            if secure is not None:
-                sock = secure(sock)
             sock.settimeout(acse_timeout)
             sock.sendall(request)
             reader = _SocketReader(sock)
