@@ -85,6 +85,8 @@ CHUNK_SIZE = 1 << 20
 COMMIT_WORKERS = 8
 #: Finished files waiting for a writer thread, at most (the network thread waits beyond).
 PARTS_IN_FLIGHT = 16
+#: Threads writing the parts of one WADO-RS stream (in turn, one part each).
+WRITERS_PER_STREAM = 2
 #: Chunks waiting for a WADO-RS stream's writer thread, at most.
 WRITE_QUEUE = 8
 #: Bytes of each WADO-RS part kept to read its file meta (PS3.10 §7.1).
@@ -526,34 +528,48 @@ class _WriterThread:
             raise self.error
 
 
-def _stream_parts(response: requests.Response, writer: _PartWriter, transfer: _Transfer) -> None:
-    """Parse a WADO-RS answer as it arrives; a writer thread writes each part."""
+def _stream_parts(response: requests.Response, series: str | None, transfer: _Transfer) -> None:
+    """Parse a WADO-RS answer as it arrives; writer threads write the parts, in turn."""
     media, _ = parse_content_type(response.headers.get("Content-Type", ""))
-    thread = _WriterThread(writer)
+    threads = [_WriterThread(_PartWriter(transfer, series)) for _ in range(WRITERS_PER_STREAM)]
+    turn = 0
+    current = threads[0]
     try:
         if media.startswith("multipart/"):
             parser = MultipartParser(boundary_of(response.headers["Content-Type"]))
             for chunk in response.iter_content(CHUNK_SIZE):
                 transfer.check()
                 for kind, value in parser.feed(chunk):
-                    assert not isinstance(value, dict) or kind == PART_HEADERS
-                    thread.put(kind, None if isinstance(value, dict) else value)
+                    if kind == PART_HEADERS:
+                        current = threads[turn % len(threads)]
+                        turn += 1
+                        current.put(kind)
+                    else:
+                        assert not isinstance(value, dict)
+                        current.put(kind, value)
             parser.finish()
         else:  # a single instance answered as application/dicom
-            thread.put(PART_HEADERS)
+            current.put(PART_HEADERS)
             for chunk in response.iter_content(CHUNK_SIZE):
                 transfer.check()
-                thread.put(PART_DATA, chunk)
-            thread.put(PART_END)
+                current.put(PART_DATA, chunk)
+            current.put(PART_END)
     except BaseException:
-        thread.error = thread.error or _CancelledError()  # drop what is queued
+        for thread in threads:
+            thread.error = thread.error or _CancelledError()  # drop what is queued
         raise
     finally:
         response.close()
-        try:
-            thread.close()
-        except _CancelledError:
-            pass
+        errors = []
+        for thread in threads:
+            try:
+                thread.close()
+            except _CancelledError:
+                pass
+            except BaseException as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
 
 
 def _retrieve_dicomweb(
@@ -574,7 +590,7 @@ def _retrieve_dicomweb(
         def run() -> None:
             transfer.check()
             response = client.open_retrieve(study_uid, series, sop)
-            _stream_parts(response, _PartWriter(transfer, series), transfer)
+            _stream_parts(response, series, transfer)
 
         return run
 
