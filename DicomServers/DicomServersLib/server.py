@@ -53,12 +53,19 @@ class DicomServer:
     move_destination_ae_title: str = "SLICER"
     storage_port: int = 11113
     timeout_s: float = 30.0
+    # DICOM TLS (PS3.15 Annex B secure transport connection profiles)
+    tls_enabled: bool = False
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_verify: bool = True
     # PACS REST API
     rest_enabled: bool = False
     rest_flavor: str = "orthanc"
     rest_url: str = ""
     rest_user: str = ""
     rest_password: str = field(default="", repr=False)
+    rest_ca_bundle: str = ""
     rest_limit: int = 0
     search_limit: int = 1000
     cache_threshold: int = 100
@@ -192,6 +199,37 @@ FIELD_INFO: dict[str, FieldInfo] = {
         "Seconds to wait for the server to connect or answer before giving up.",
         "DIMSE",
     ),
+    "tls_enabled": FieldInfo(
+        "DICOM TLS",
+        "Encrypt the DICOM connections to this server with TLS (PS3.15 Annex B). The PACS must"
+        " offer DICOM TLS on the remote port.",
+        "DICOM TLS",
+    ),
+    "tls_ca_file": FieldInfo(
+        "TLS CA bundle",
+        "PEM file of the certificate authorities that sign the PACS certificate (a hospital's"
+        " own CA). Empty: the system's trusted authorities.",
+        "DICOM TLS",
+    ),
+    "tls_cert_file": FieldInfo(
+        "TLS client certificate",
+        "PEM file of our own certificate, for a PACS that requires clients to identify"
+        " themselves. Optional.",
+        "DICOM TLS",
+    ),
+    "tls_key_file": FieldInfo(
+        "TLS client key",
+        "PEM file of the private key of our certificate (unencrypted, readable by you only)."
+        " Empty when the certificate file holds the key too.",
+        "DICOM TLS",
+    ),
+    "tls_verify": FieldInfo(
+        "Verify the server certificate",
+        "Check that the PACS certificate is signed by a trusted authority and names the"
+        " server's host. Turn off only to diagnose a connection: anyone could then pose as the"
+        " PACS.",
+        "DICOM TLS",
+    ),
     "rest_enabled": FieldInfo(
         "PACS REST API",
         "Activate the REST API configuration for this server. The REST parameters are disabled"
@@ -215,6 +253,12 @@ FIELD_INFO: dict[str, FieldInfo] = {
         "PACS Password",
         "Password required to authenticate the connection to the REST API. Kept in the secret"
         " store, never in the settings file.",
+        "PACS REST API",
+    ),
+    "rest_ca_bundle": FieldInfo(
+        "PACS REST CA bundle",
+        "PEM file of the certificate authorities that sign the certificate of an https:// REST"
+        " URL (a hospital's own CA). Empty: the system's trusted authorities.",
         "PACS REST API",
     ),
     "rest_limit": FieldInfo(

@@ -134,6 +134,12 @@ def check_url(value: str) -> Check:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https"):
         return False, f"must start with http:// or https://, got {parts.scheme}://"
+    if "@" in parts.netloc:
+        # Never echo the value: it may hold a password.
+        return False, (
+            "must not contain a user name or password (user:password@host): put them in PACS"
+            " User and PACS Password, where the password is kept in the secret store"
+        )
     if not parts.hostname:
         return False, "must name a host, e.g. http://pacs.example.org:8042"
     ok, reason = check_host(parts.hostname)
@@ -206,6 +212,24 @@ def check_folder(value: str, *, optional: bool = False) -> Check:
     return OK
 
 
+def check_file(value: str, *, optional: bool = False) -> Check:
+    """Check a file path (certificate, key, CA bundle): absolute after ``~`` expansion.
+
+    The file need not exist now (it is read when connecting, which reports a missing file).
+    """
+    if not isinstance(value, str):
+        return False, "must be text"
+    if value == "" and optional:
+        return OK
+    if not value.strip():
+        return False, "must be a file path, got an empty value"
+    if _CONTROL.search(value):
+        return False, "must not contain control characters"
+    if not os.path.isabs(os.path.expanduser(value)):
+        return False, f"must be an absolute file path, got {value!r}"
+    return OK
+
+
 def check_name(value: str) -> Check:
     """Check a server name (trimmed): not empty, at most 64 characters, no control characters."""
     if not isinstance(value, str) or not value.strip():
@@ -270,11 +294,17 @@ FIELD_RULES: dict[str, Callable[[Any], Check]] = {
     "move_destination_ae_title": _optional_ae,
     "storage_port": check_port,
     "timeout_s": check_timeout,
+    "tls_enabled": check_bool,
+    "tls_ca_file": lambda v: check_file(v, optional=True),
+    "tls_cert_file": lambda v: check_file(v, optional=True),
+    "tls_key_file": lambda v: check_file(v, optional=True),
+    "tls_verify": check_bool,
     "rest_enabled": check_bool,
     "rest_flavor": lambda v: check_choice(v, REST_FLAVORS),
     "rest_url": _optional(check_url),
     "rest_user": check_text,
     "rest_password": lambda v: (True, "") if isinstance(v, str) else (False, "must be text"),
+    "rest_ca_bundle": lambda v: check_file(v, optional=True),
     "rest_limit": check_non_negative_int,
     "search_limit": check_non_negative_int,
     "cache_threshold": check_non_negative_int,
@@ -400,6 +430,15 @@ def check_server(server: DicomServer) -> list[tuple[str, str]]:
     for active, name, rule in required:
         if active and name not in failed and getattr(server, name) == "":
             errors.append((name, field_message(name, rule)))
+    if server.tls_key_file and not server.tls_cert_file and "tls_key_file" not in failed:
+        errors.append(
+            (
+                "tls_key_file",
+                field_message(
+                    "tls_key_file", "needs the client certificate (tls_cert_file) it belongs to"
+                ),
+            )
+        )
     return errors
 
 

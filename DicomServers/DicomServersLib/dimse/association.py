@@ -11,6 +11,7 @@ Every association opened here:
 - calls ``server.called_ae_title`` at ``server.host:server.port`` as ``server.calling_ae_title``
   (PS3.8 §7.1.1);
 - has explicit connection, ACSE, DIMSE and network (idle) timeouts (:class:`Timeouts`);
+- runs over TLS when the server has ``tls_enabled``, with the context of :mod:`.tls`;
 - announces a large maximum PDU length (:data:`MAX_PDU_LENGTH`, PS3.8 §D.1), so peers send
   fewer, bigger P-DATA-TF PDUs (DCMTK-based PACS such as Orthanc cap theirs at 128 KiB);
 - sets ``TCP_NODELAY`` on its socket as soon as it connects, so small PDUs (C-STORE-RSP,
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,7 +42,7 @@ from pynetdicom import _handlers as _pynetdicom_handlers
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 
-from DicomServersLib.dimse import diagnosis
+from DicomServersLib.dimse import diagnosis, tls
 from DicomServersLib.dimse.outcome import Failure
 from DicomServersLib.dimse.upper_layer import (
     IMPLEMENTATION_CLASS_UID,
@@ -289,6 +291,10 @@ def open_association(
         return Opened(
             None, diagnosis.connection_failed(server, diagnosis.connect_error_kind(gai), 0, gai)
         )
+    try:
+        context = tls.client_context(server)
+    except tls.TlsSetupError as error:
+        return Opened(None, tls.setup_failure(server, error))
     ae = make_ae(server, timeouts, ae_title=ae_title)
     all_handlers: list[Any] = [(evt.EVT_CONN_OPEN, on_connection_open), *handlers]
     started = time.monotonic()
@@ -300,6 +306,7 @@ def open_association(
         max_pdu=MAX_PDU_LENGTH,
         ext_neg=list(roles) or None,
         evt_handlers=all_handlers,
+        tls_args=(context, tls.server_hostname(server)) if context is not None else None,
     )
     local_host = local_host_of(assoc)
     if assoc.is_established:
@@ -318,6 +325,12 @@ def open_association(
         failure = diagnosis.association_rejected(server, result, source, reason, local_host)
         return Opened(None, failure, local_host)
     elapsed = time.monotonic() - started
+    if context is not None:
+        # pynetdicom only logs why the TLS connection failed: find out with one more handshake.
+        tls_error = tls.probe_handshake(server, context, address, timeouts.connect_s)
+        if tls_error is not None:
+            failure = tls.handshake_failure(server, tls_error, timeouts.connect_s)
+            return Opened(None, failure, local_host)
     if local_host is None:
         # The TCP connection was never made: find out why with a plain connect.
         probed = _probe_connect_error(address, server.port, timeouts.connect_s)
@@ -482,6 +495,11 @@ def open_direct(
         kind = diagnosis.connect_error_kind(gai)
         return None, diagnosis.connection_failed(server, kind, timeouts.connect_s, gai)
     try:
+        context = tls.client_context(server)
+    except tls.TlsSetupError as error:
+        return None, tls.setup_failure(server, error)
+    secure = None if context is None else tls.secure_socket(context, tls.server_hostname(server))
+    try:
         assoc = DirectAssociation.open(
             address,
             server.port,
@@ -492,8 +510,17 @@ def open_direct(
             acse_timeout=timeouts.acse_s,
             idle_timeout=timeouts.idle_s,
             deadline=deadline,
+            secure=secure,
         )
     except UpperLayerError as error:
+        # With TLS 1.3 a refused client certificate shows only at the first read.
+        tls_error = tls.find_tls_error(error) if context is not None else None
+        if context is not None and tls_error is not None:
+            if isinstance(tls_error, ssl.SSLEOFError):  # the alert saying why came too late
+                tls_error = tls.probe_handshake(server, context, address, timeouts.connect_s) or (
+                    tls_error
+                )
+            return None, tls.handshake_failure(server, tls_error, timeouts.connect_s)
         return None, diagnose_direct(server, error, "association", timeouts)
     missing = [uid for uid in required if assoc.context_for(uid) is None]
     if missing or not assoc.accepted:

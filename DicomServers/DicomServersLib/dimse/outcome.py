@@ -30,6 +30,7 @@ OVERALL_TIMEOUT = "overall_timeout"  # the whole operation took longer than allo
 CANCELLED = "cancelled"  # the user (progress callback) cancelled
 LOCAL = "local"  # our side: storage port busy, disk full, unwritable folder
 PROTOCOL = "protocol"  # the peer broke the protocol (malformed PDU or message)
+TLS = "tls"  # DICOM TLS: certificate not trusted, refused, unreadable file, not TLS on the port
 
 FAILURE_KINDS: tuple[str, ...] = (
     HOST_UNKNOWN,
@@ -47,6 +48,7 @@ FAILURE_KINDS: tuple[str, ...] = (
     CANCELLED,
     LOCAL,
     PROTOCOL,
+    TLS,
 )
 
 

@@ -524,8 +524,12 @@ class DirectAssociation:
         acse_timeout: float,
         idle_timeout: float,
         deadline: float | None = None,
+        secure: Callable[[socket.socket], socket.socket] | None = None,
     ) -> DirectAssociation:
         """Connect and negotiate an association as requestor (PS3.8 §7.1).
+
+        ``secure``, when given, turns the connected socket into a TLS one (it runs the
+        handshake within the connection timeout; see :mod:`.tls`).
 
         Raises
         ------
@@ -542,8 +546,15 @@ class DirectAssociation:
             raise ConnectError(diagnosis.connect_error_kind(error), error) from error
         set_tcp_nodelay(sock)
         try:
+            if secure is not None:
+                sock = secure(sock)
             sock.settimeout(acse_timeout)
-            sock.sendall(request)
+            try:
+                sock.sendall(request)
+            except TimeoutError as error:
+                raise PeerTimeoutError("association", acse_timeout) from error
+            except OSError as error:  # reset, or a TLS alert: the peer refused the connection
+                raise ConnectionLostError(str(error)) from error
             reader = _SocketReader(sock)
             pdu_type, body = _read_pdu(reader, "association", acse_timeout)
             if pdu_type == _ASSOCIATE_RJ and len(body) >= 4:

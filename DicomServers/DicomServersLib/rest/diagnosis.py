@@ -82,7 +82,9 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def diagnose_exception(exc: BaseException, url: str, timeout_s: float | None = None) -> RestError:
+def diagnose_exception(
+    exc: BaseException, url: str, timeout_s: float | None = None, ca_bundle: str = ""
+) -> RestError:
     """Turn an exception raised by ``requests`` into a :class:`RestError` with a diagnosis.
 
     Parameters
@@ -93,6 +95,9 @@ def diagnose_exception(exc: BaseException, url: str, timeout_s: float | None = N
         The URL requested.
     timeout_s : float, optional
         The timeout in force, quoted in the message.
+    ca_bundle : str, optional
+        The CA bundle the certificate was checked against (``rest_ca_bundle``), if not the
+        system's.
 
     Returns
     -------
@@ -106,6 +111,17 @@ def diagnose_exception(exc: BaseException, url: str, timeout_s: float | None = N
         isinstance(e, urllib3.exceptions.SSLError) for e in chain
     ):
         detail = str(exc)
+        expired = "expired" in detail
+        if ("CERTIFICATE_VERIFY_FAILED" in detail or "certificate verify failed" in detail) and (
+            ca_bundle and not expired and "mismatch" not in detail.lower()
+        ):
+            return RestError(
+                f"The secure connection to {where} failed: the server's certificate is not"
+                f" signed by the CA in {ca_bundle}. Set PACS REST CA bundle (rest_ca_bundle) to"
+                " the bundle of the authority that signed it (ask the PACS administrator).",
+                KIND_TLS,
+                url=url,
+            )
         if "CERTIFICATE_VERIFY_FAILED" in detail or "certificate verify failed" in detail:
             why = (
                 "its certificate is not trusted (self-signed, expired or from an unknown authority)"
@@ -289,6 +305,8 @@ def send_request(
     RestError
         No answer came (connection refused, timeout, TLS, DNS...).
     """
+    verify = getattr(session, "verify", True)
+    ca_bundle = verify if isinstance(verify, str) else ""
     try:
         return session.request(method, url, **kwargs)
     except requests.RequestException as exc:
@@ -296,7 +314,16 @@ def send_request(
         if isinstance(timeout, tuple):
             connecting = isinstance(exc, requests.exceptions.ConnectTimeout)
             timeout = timeout[0] if connecting else timeout[1]
-        raise diagnose_exception(exc, url, timeout) from exc
+        raise diagnose_exception(exc, url, timeout, ca_bundle) from exc
+    except OSError as exc:
+        if ca_bundle and "CA certificate bundle" in str(exc):  # requests: missing bundle file
+            raise RestError(
+                f"The PACS REST CA bundle (rest_ca_bundle) {ca_bundle} cannot be read: check"
+                " that the file exists and is a PEM file of certificates.",
+                KIND_TLS,
+                url=url,
+            ) from exc
+        raise
 
 
 def checked_request(

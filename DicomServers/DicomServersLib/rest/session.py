@@ -11,6 +11,7 @@ dicomweb-client injects its ``requests.Session`` (``dicomweb_client/session_util
 from __future__ import annotations
 
 import ipaddress
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -58,7 +59,7 @@ def rest_ca_bundle(server: DicomServer) -> str:
     value = getattr(server, "rest_ca_bundle", None)
     if value is None:
         value = server.extras.get("rest_ca_bundle", "")
-    return str(value or "")
+    return os.path.expanduser(str(value)) if value else ""
 
 
 def is_loopback_url(url: str) -> bool:
