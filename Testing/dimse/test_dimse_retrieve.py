@@ -179,6 +179,18 @@ def test_pacs_honouring_c_cancel(pynetdicom_scp_factory, sample_studies, dest) -
     assert result.status == 0xFE00 or result.status is None
 
 
+@pytest.mark.parametrize("status", [0xA702, 0x0122])
+def test_c_get_refused_by_status_suggests_c_move(
+    pynetdicom_scp_factory, sample_studies, dest, status: int
+) -> None:
+    study = sample_studies.study("ACC0005")
+    scp = fake_pacs(pynetdicom_scp_factory, study, retrieve_status=status)
+    result = retrieve(server_for(scp), study.study_instance_uid, dest)
+    assert not result.ok and result.status == status
+    assert "witch this server's retrieve method to C-MOVE" in result.diagnosis
+    assert dcm_files(dest) == []
+
+
 def test_idle_and_overall_timeouts(pynetdicom_scp_factory, sample_studies, dest) -> None:
     study = sample_studies.study("ACC0005")
     scp = fake_pacs(pynetdicom_scp_factory, study, stall_seconds=3.0)
