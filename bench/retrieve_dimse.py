@@ -7,7 +7,8 @@ One run, own data, the reference tools in the same run: a 400-slice 512 x 512 CT
   DCMTK's defaults (Nagle's algorithm on: what DCMTK-based clients such as Slicer's CTK DICOM
   browser get);
 - with ours: :func:`DicomServersLib.dimse.retrieve.retrieve`, C-GET and C-MOVE (to our own
-  storage listener), files written atomically and fsync'ed, the resume survey included;
+  storage listener), files written atomically (``dicom_files.write_atomic``), the resume
+  survey included;
 - with a plain pynetdicom C-GET (the obvious implementation, files written as received),
   to show where ours started.
 
@@ -27,8 +28,8 @@ Where the time went, and what was done (profiled with cProfile per thread):
 - decode/re-encode: none; the data set is written as received, after a File Meta group
   encoded by hand (pydicom's writer cost ~1 ms per instance).
 - PDU size: we announce 1 MiB; Orthanc (DCMTK) caps its PDUs at 128 KiB anyway.
-- writing: files are written (temporary name, fsync, rename) by a writer thread, so the
-  next instance arrives while the previous one is being written.
+- writing: files are written atomically (temporary name, then rename) by a writer thread,
+  so the next instance arrives while the previous one is being written.
 - parallel associations: one per series (this study has one series, so one association).
 
 Each is run ``--runs`` times (default 3) after a warm-up, interleaved; medians are printed.
