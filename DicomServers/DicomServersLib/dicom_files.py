@@ -5,9 +5,14 @@ from the PACS, so each is checked against the UID syntax (PS3.5 §9.1: digits an
 64 characters, no empty or zero-led components) before it becomes part of a path: ``../``,
 absolute paths and over-long values can never escape ``dest``.
 
-Files are written atomically: to a hidden temporary name in the target folder, flushed, then
-renamed. A crash or a cancel never leaves a partial ``.dcm`` visible, and an instance already
-present is skipped, so a rerun fetches only what is missing.
+Files are written atomically: to a hidden temporary name in the target folder, then renamed.
+A crash of either side, a kill or a cancel never leaves a partial ``.dcm`` visible, and an
+instance already present is skipped, so a rerun fetches only what is missing.
+
+Files are not fsynced one by one: that made a 400-file retrieve about ten times slower on
+disk (0.07 s vs 0.72 s for 200 MB here) and protects only against a power loss, after which
+the file system (ext4's rename heuristic, APFS, NTFS) keeps either the old name or the whole
+new file, and a rerun fetches anything lost.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ def instance_path(dest: Path, study_uid: str, series_uid: str, sop_uid: str) -> 
 def write_atomic(path: Path, chunks: Iterable[bytes]) -> int:
     """Write ``chunks`` to ``path`` atomically and return the number of bytes written.
 
-    The data goes to a temporary file in the same folder, is flushed to disk and renamed;
+    The data goes to a temporary file in the same folder and is renamed once complete;
     on any error (or cancel raised by the iterator) the temporary file is removed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,8 +80,6 @@ def write_atomic(path: Path, chunks: Iterable[bytes]) -> int:
             for chunk in chunks:
                 handle.write(chunk)
                 written += len(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -92,10 +95,8 @@ def open_atomic(path: Path) -> tuple[BinaryIO, Path]:
 
 
 def commit_atomic(handle: BinaryIO, tmp: Path, path: Path) -> None:
-    """Flush, close and rename a file opened with :func:`open_atomic`."""
+    """Close and rename a file opened with :func:`open_atomic`."""
     try:
-        handle.flush()
-        os.fsync(handle.fileno())
         handle.close()
         os.replace(tmp, path)
     except BaseException:

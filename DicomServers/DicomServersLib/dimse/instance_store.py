@@ -6,7 +6,7 @@ context it came on. Only the header is read, to learn the Study, Series and SOP 
 that name the file: ``<dest>/<Study>/<Series>/<SOP>.dcm``, each UID validated before it
 becomes part of a path (:func:`DicomServersLib.dicom_files.instance_path`).
 
-:class:`InstanceWriter` writes files atomically (temporary name, flush, fsync, rename) in a
+:class:`InstanceWriter` writes files atomically (temporary name, then rename) in a
 background thread, so the network thread answers the C-STORE at once and the next instance
 arrives while the previous one is being written. A bounded queue keeps memory small.
 """

@@ -81,7 +81,7 @@ METHOD_WADO = "wado-rs"
 DEFAULT_WORKERS = 4
 #: Bytes read from the network at a time.
 CHUNK_SIZE = 1 << 20
-#: Threads that write, fsync and rename finished files while the transfer goes on.
+#: Threads that write, close and rename finished files while the transfer goes on.
 COMMIT_WORKERS = 8
 #: Finished files waiting for a writer thread, at most (the network thread waits beyond).
 PARTS_IN_FLIGHT = 16
@@ -130,9 +130,9 @@ class _Transfer:
     )
 
     def in_background(self, work: Callable[[], None]) -> None:
-        """Run file work (write, fsync, rename) on the writer threads, off the network thread.
+        """Run file work (write, close, rename) on the writer threads, off the network thread.
 
-        Writing and fsyncing hundreds of files is the slowest part of a retrieve on most
+        Writing hundreds of files is a large part of a retrieve on most
         disks; done by several threads it overlaps the transfer of the next instances. At most
         :data:`PARTS_IN_FLIGHT` pieces of work wait: the network thread blocks beyond that.
         """
@@ -152,7 +152,7 @@ class _Transfer:
             self.commits.append(future)
 
     def commit(self, handle: BinaryIO, tmp: Path, path: Path) -> None:
-        """Make a complete temporary file final (flush, fsync, rename) in the background."""
+        """Make a complete temporary file final (close, rename) in the background."""
 
         def run() -> None:
             commit_atomic(handle, tmp, path)
@@ -425,7 +425,7 @@ class _PartWriter:
 
     Each part streams into a temporary file as it arrives (never held whole). Its SOP Instance
     UID comes from the file meta at its start; the series is the one asked for (else the file
-    is read back). Flushing, fsyncing and renaming go to the transfer's writer threads.
+    is read back). Closing and renaming go to the transfer's writer threads.
     """
 
     def __init__(self, transfer: _Transfer, series_hint: str | None) -> None:
