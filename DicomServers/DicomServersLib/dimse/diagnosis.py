@@ -442,6 +442,7 @@ def status_failure(
     comment: str = "",
     local_host: str | None = None,
     failed: int = 0,
+    received: int = 0,
 ) -> Failure:
     """Diagnose a failure or warning status.
 
@@ -459,6 +460,10 @@ def status_failure(
         Our IP address as the PACS sees it.
     failed : int, optional
         Failed sub-operations reported (C-GET / C-MOVE).
+    received : int, optional
+        Images that did arrive for this request (a C-MOVE that delivered some, or reports
+        failed sub-operations, knows its destination: its failure is not an unregistered
+        destination).
 
     Returns
     -------
@@ -506,6 +511,13 @@ def status_failure(
         text = (
             f"{_pacs(server)} says our {service} request does not match its information model"
             f" (status 0x{status:04X}). This PACS may not support the query keys or level used."
+        )
+    elif service == "C-MOVE" and 0xC000 <= status <= 0xCFFF and (received or failed):
+        text = (
+            f"{_pacs(server)} stopped sending the images to our storage listener part-way"
+            f" (status 0x{status:04X}{': ' + comment if comment else ''}; {received} image(s)"
+            " arrived): its connection to this computer broke or it hit an error. Try again;"
+            " what arrived is kept and a new attempt fetches only what is missing."
         )
     elif service == "C-MOVE" and 0xC000 <= status <= 0xCFFF:
         # Orthanc (and other PACS) answer 0xC000 instead of 0xA801 for an unknown destination.

@@ -519,6 +519,7 @@ def _request(
     except UpperLayerError as error:
         if not job.aborted_by_us:
             job.failure = diagnose_direct(server, error, service, timeouts, assoc.local_host)
+        assoc.abort()  # a silent or broken peer would not answer A-RELEASE either
     finally:
         with job.lock:
             job.assoc = None
@@ -562,7 +563,13 @@ def _response(run: _Run, job: _Job, service: str, message: Message, local_host: 
     job.status = status
     if category == diagnosis.CATEGORY_FAILURE:
         job.failure = diagnosis.status_failure(
-            run.server, service, status, message.text(0x0902), local_host, job.server_failed
+            run.server,
+            service,
+            status,
+            message.text(0x0902),
+            local_host,
+            job.server_failed,
+            received=run.received,
         )
     return True
 
