@@ -195,9 +195,39 @@ def tour(outDir: Path) -> list[Path]:
             written.append(grabDeleteConfirmation(panel, outDir / "delete-confirmation.png"))
             panel.cleanup()
             panel.widget.close()
+            written.append(grabBrowser(registry, Path(tmp) / "retrieved", outDir / "browser.png"))
         finally:
             pacs.stop()
     return written
+
+
+def grabBrowser(registry: ServerRegistry, destination: Path, path: Path) -> Path:
+    """Search the demo PACS in the study browser, select the newest study and save the view."""
+    from .study_browser import BrowserHost, StudyBrowser
+
+    registry.set_default("Hospital PACS")
+    registry.update("Hospital PACS", load_mode="manual", date_filter="none", rest_enabled=False)
+    browser = StudyBrowser(registry, BrowserHost(destination))
+    try:
+        browser.widget.resize(900, 640)
+        browser.widget.show()
+        browser.setServer("Hospital PACS")
+        browser.search()
+        deadline = time.monotonic() + 30
+        while browser._jobs and time.monotonic() < deadline:
+            processEvents(0.05)
+        if browser.studyModel.rowCount() > 0:
+            browser.selectStudy(0)
+            deadline = time.monotonic() + 10
+            while (
+                browser._jobs or browser.seriesModel.rowCount() == 0
+            ) and time.monotonic() < deadline:
+                processEvents(0.05)
+        processEvents(0.3)
+        return grab(browser.widget, path)
+    finally:
+        browser.cleanup()
+        browser.widget.close()
 
 
 def grabDeleteConfirmation(panel: DicomServersPanel, path: Path) -> Path:
