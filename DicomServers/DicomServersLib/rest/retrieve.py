@@ -335,6 +335,13 @@ def _retrieve_orthanc(
             refs = [r for r in refs if r.series_instance_uid in series]
     if not refs:
         return _not_on_server(METHOD_ORTHANC, study_uid, series, started)
+    # UIDs name the files: a listed instance whose UIDs are not UIDs is refused, not filed.
+    unsafe = [
+        r
+        for r in refs
+        if not (check_uid(r.series_instance_uid)[0] and check_uid(r.sop_instance_uid)[0])
+    ]
+    refs = [r for r in refs if all(r is not bad for bad in unsafe)]
     present = present_instances(dest, study_uid)
     todo = [r for r in refs if r.sop_instance_uid not in present]
     sizes = [r.size for r in todo]
@@ -346,6 +353,11 @@ def _retrieve_orthanc(
         bytes_total=sum(s for s in sizes if s) if all(s is not None for s in sizes) else None,
     )
     transfer.committer = committer
+    for bad in unsafe:
+        transfer.fail(
+            f"The server listed {len(unsafe)} image(s) with invalid UIDs (e.g."
+            f" {(bad.sop_instance_uid or bad.series_instance_uid)[:80]!r}); they were refused."
+        )
     for ref in refs:
         if ref.sop_instance_uid in present:
             transfer.skipped += 1
