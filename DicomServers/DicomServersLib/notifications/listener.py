@@ -289,13 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
         if len(body) != length:
             self._refuse(HTTPStatus.BAD_REQUEST, "body: shorter than its Content-Length")
             return
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            self._refuse(HTTPStatus.BAD_REQUEST, f"body: not valid UTF-8 JSON ({exc})")
-            return
-        ok, reason = check_payload(data)
-        if not ok:
+        data, reason = parse_body(body)
+        if data is None:
             self._refuse(HTTPStatus.BAD_REQUEST, reason)
             return
         server, status, reason = listener.resolve_server(str(data.get("server") or ""), token)
@@ -307,6 +302,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(HTTPStatus.SERVICE_UNAVAILABLE, "the client's event queue is full")
             return
         self._answer(HTTPStatus.ACCEPTED.value, {"accepted": True})
+
+
+def parse_body(body: bytes) -> tuple[dict[str, Any] | None, str]:
+    """Decode and check a ``POST /notify`` body: ``(payload, "")`` or ``(None, reason)``.
+
+    The reason names the field and the rule (answered with HTTP 400). JSON nested too deeply
+    for the decoder is refused like any other invalid JSON.
+    """
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return None, f"body: not valid UTF-8 JSON ({str(exc)[:200]})"
+    ok, reason = check_payload(data)
+    if not ok:
+        return None, reason
+    return data, ""
 
 
 class NotificationListener:
