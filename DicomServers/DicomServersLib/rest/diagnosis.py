@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import errno
 import http.client
+import logging
 import socket
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
+
+log = logging.getLogger(__name__)
 
 #: Kinds of failure (for tests and for the UI to pick an icon).
 KIND_AUTH = "auth"
@@ -334,6 +337,33 @@ def checked_request(
     See :func:`send_request` for the parameters; an error status raises too.
     """
     return check_response(send_request(session, method, url, **kwargs))
+
+
+#: What reading an answer of the wrong shape raises (a key missing, ``null`` or a list where an
+#: object belongs, a number that is text): the JSON is valid but not what the API sends.
+MALFORMED_ANSWER = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+def malformed_answer(url: str, error: BaseException) -> RestError:
+    """Diagnose an answer whose JSON is valid but not shaped as the REST API's (never raises).
+
+    Parameters
+    ----------
+    url : str
+        The server's REST URL (its host and port are named).
+    error : BaseException
+        What reading the answer raised (one of :data:`MALFORMED_ANSWER`); logged at debug
+        level for support.
+    """
+    log.debug("malformed answer from %s", _where(url), exc_info=error)
+    return RestError(
+        f"The answer of {_where(url)} is not shaped as this REST API's answers"
+        f" ({type(error).__name__}: {str(error)[:80]}). Check that the PACS REST URL points at"
+        " the right service and that the REST API type (Orthanc or DICOMweb) is right; if they"
+        " are, the server sent a broken answer: ask its administrator.",
+        KIND_PROTOCOL,
+        url=url,
+    )
 
 
 def unexpected_answer(url: str, what: str) -> RestError:

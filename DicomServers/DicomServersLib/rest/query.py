@@ -23,7 +23,7 @@ from DicomServersLib.query_model import (
     StudyRecord,
 )
 from DicomServersLib.rest.cache import sort_key
-from DicomServersLib.rest.diagnosis import RestError
+from DicomServersLib.rest.diagnosis import MALFORMED_ANSWER, RestError, malformed_answer
 from DicomServersLib.rest.dicomweb import DicomwebClient, iter_pages
 from DicomServersLib.rest.dicomweb import series_record as dicomweb_series
 from DicomServersLib.rest.dicomweb import study_record as dicomweb_study
@@ -125,6 +125,9 @@ def search_studies(
     except RestError as error:
         result.ok = False
         result.diagnosis = error.diagnosis
+    except MALFORMED_ANSWER as error:
+        result.ok = False
+        result.diagnosis = malformed_answer(rest_base_url(server), error).diagnosis
     finally:
         if own:
             active.close()
@@ -162,6 +165,9 @@ def search_series(
     except RestError as error:
         result.ok = False
         result.diagnosis = error.diagnosis
+    except MALFORMED_ANSWER as error:
+        result.ok = False
+        result.diagnosis = malformed_answer(rest_base_url(server), error).diagnosis
     finally:
         if own:
             active.close()

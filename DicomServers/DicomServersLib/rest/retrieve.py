@@ -47,11 +47,14 @@ from DicomServersLib.rest.diagnosis import (
     KIND_CONNECTION,
     KIND_DNS,
     KIND_FORBIDDEN,
+    KIND_PROTOCOL,
     KIND_REFUSED,
     KIND_TIMEOUT,
     KIND_TLS,
+    MALFORMED_ANSWER,
     RestError,
     diagnose_exception,
+    malformed_answer,
 )
 from DicomServersLib.rest.dicomweb import (
     TAG_SERIES_INSTANCE_COUNT,
@@ -371,12 +374,18 @@ def _retrieve_orthanc(
         def job() -> None:
             transfer.check()
             handle, tmp = open_atomic(path)
+            head = b""
             try:
                 with client.open_instance_file(instance_id) as response:
                     for chunk in response.iter_content(CHUNK_SIZE):
                         transfer.check()
+                        if len(head) < HEAD_BYTES:
+                            head += chunk[: HEAD_BYTES - len(head)]
                         handle.write(chunk)
                         transfer.add_bytes(len(chunk))
+                _check_is_instance(
+                    head, handle, tmp, path.stem, client.url(f"/instances/{instance_id}/file")
+                )
             except BaseException:
                 discard_atomic(handle, tmp)
                 raise
@@ -430,6 +439,31 @@ def sop_uid_from_file_meta(head: bytes) -> str:
             return value.decode("ascii", "replace").strip("\0 ") if len(value) == length else ""
         pos += length
     return ""
+
+
+def _check_is_instance(head: bytes, handle: BinaryIO, tmp: Path, sop_uid: str, url: str) -> None:
+    """Refuse a downloaded file that is not the DICOM instance listed (an error page, junk).
+
+    Raises
+    ------
+    RestError
+        Not a Part-10 file, or one of another SOP Instance UID.
+    """
+    found = sop_uid_from_file_meta(head)
+    if not found and head[128:132] == b"DICM":  # file meta longer than the head kept
+        handle.flush()
+        try:
+            found = str(read_header(tmp).get("SOPInstanceUID") or "")
+        except Exception:
+            found = ""
+    if found != sop_uid:
+        what = f"instance {found}" if found else "not a DICOM file"
+        raise RestError(
+            f"The server sent a file that is not the image listed ({what} instead of"
+            f" {sop_uid}); it was not stored. Retry; if it persists, ask the PACS administrator.",
+            KIND_PROTOCOL,
+            url=url,
+        )
 
 
 class _PartWriter:
@@ -740,6 +774,13 @@ def retrieve_study(
             ok=False,
             method=method,
             diagnosis=error.diagnosis,
+            duration_s=time.monotonic() - started,
+        )
+    except MALFORMED_ANSWER as error:
+        return RetrieveResult(
+            ok=False,
+            method=method,
+            diagnosis=malformed_answer(base, error).diagnosis,
             duration_s=time.monotonic() - started,
         )
     finally:

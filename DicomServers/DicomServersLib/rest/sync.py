@@ -56,7 +56,7 @@ from DicomServersLib.rest.cache import (
     SyncState,
     sort_key,
 )
-from DicomServersLib.rest.diagnosis import RestError
+from DicomServersLib.rest.diagnosis import MALFORMED_ANSWER, RestError, malformed_answer
 from DicomServersLib.rest.dicomweb import DicomwebClient, iter_pages
 from DicomServersLib.rest.dicomweb import study_record as dicomweb_study
 from DicomServersLib.rest.orthanc import STUDY_CHANGES, OrthancClient
@@ -750,6 +750,9 @@ def refresh(
             result = SyncResult(ok=False, cancelled=True, diagnosis="The refresh was cancelled.")
         except RestError as error:
             result = SyncResult(ok=False, diagnosis=error.diagnosis)
+        except MALFORMED_ANSWER as error:
+            diagnosis = malformed_answer(rest_base_url(server), error).diagnosis
+            result = SyncResult(ok=False, diagnosis=diagnosis)
         if result.ok:
             result.added = result.state.added
             result.updated = result.state.updated
