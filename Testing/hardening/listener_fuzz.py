@@ -371,7 +371,9 @@ def fuzz_http(inputs: int, seed: int = 9) -> FuzzReport:
             report.inputs += 1
             report.statuses[status if status is not None else 0] += 1
             line = request.split(b"\r\n", 1)[0]
-            simple = b"HTTP/0.9" in line or b" HTTP/" not in line  # HTTP/0.9-style request
+            words = line.split()
+            # An HTTP/0.9 request ("GET /path", or naming 0.9) gets a body without status line.
+            simple = len(words) == 2 or (len(words) == 3 and words[2] == b"HTTP/0.9")
             if status == SIMPLE_RESPONSE and simple:
                 continue
             if status is None and not line.strip():
