@@ -414,10 +414,9 @@ class RawSCP:
         assoc.send_message(message.context_id, find_rsp(message, SUCCESS))
 
     def _get(self, assoc: DirectAssociation, message: Message) -> bool:
-        stores = list(self.stores)
-        total = len(stores)
+        total = len(self.stores)  # iterated lazily: a generated sequence is never held whole
         failed = 0
-        for index, item in enumerate(stores):
+        for index, item in enumerate(self.stores):
             context = next(
                 (c for c in assoc.accepted.values() if c.abstract_syntax == item.sop_class_uid),
                 None,

@@ -20,7 +20,7 @@ from DicomServersLib.dimse.retrieve import retrieve
 from DicomServersLib.rest import refresh, retrieve_study, search_studies
 from DicomServersLib.rest.cache import StudyCache, cache_identity, cache_path
 from DicomServersLib.server import DicomServer
-from fake_rest import FakeRest, Reply, json_reply, multipart_reply
+from fake_rest import FakeRest, Reply, json_reply
 from fault_peers import RawSCP, Stored, dcm_files, incomplete, stored_from, temporaries
 from pydicom import dcmread
 from pydicom.dataset import Dataset
