@@ -171,6 +171,24 @@ FIELD_WIDGETS: tuple[FieldWidget, ...] = (
         "storage_port", "storagePortLineEdit", "line", "storagePortLabel", "storagePortErrorLabel"
     ),
     FieldWidget("timeout_s", "timeoutLineEdit", "line", "timeoutLabel", "timeoutErrorLabel"),
+    FieldWidget("tls_enabled", "tlsEnabledCheckBox", "check", "", "tlsEnabledErrorLabel"),
+    FieldWidget(
+        "tls_ca_file", "tlsCaFileLineEdit", "line", "tlsCaFileLabel", "tlsCaFileErrorLabel"
+    ),
+    FieldWidget(
+        "tls_cert_file", "tlsCertFileLineEdit", "line", "tlsCertFileLabel", "tlsCertFileErrorLabel"
+    ),
+    FieldWidget(
+        "tls_key_file", "tlsKeyFileLineEdit", "line", "tlsKeyFileLabel", "tlsKeyFileErrorLabel"
+    ),
+    FieldWidget("tls_verify", "tlsVerifyCheckBox", "check", "", "tlsVerifyErrorLabel"),
+    FieldWidget(
+        "rest_ca_bundle",
+        "restCaBundleLineEdit",
+        "line",
+        "restCaBundleLabel",
+        "restCaBundleErrorLabel",
+    ),
 )
 
 FIELD_WIDGET = {binding.field: binding for binding in FIELD_WIDGETS}
@@ -219,6 +237,17 @@ DEPENDENTS = {
         "searchLimitLineEdit",
         "cacheThresholdLabel",
         "cacheThresholdLineEdit",
+        "restCaBundleLabel",
+        "restCaBundleLineEdit",
+    ),
+    "tlsEnabledCheckBox": (
+        "tlsCaFileLabel",
+        "tlsCaFileLineEdit",
+        "tlsCertFileLabel",
+        "tlsCertFileLineEdit",
+        "tlsKeyFileLabel",
+        "tlsKeyFileLineEdit",
+        "tlsVerifyCheckBox",
     ),
     "loadFromFolderCheckBox": (
         "storageFolderLabel",

@@ -16,6 +16,8 @@ What the panel does, after the DICOM Servers page of the specification:
   is saved at once through :meth:`DicomServersLib.registry.ServerRegistry.update` (the password
   when the field is left); an edit that cannot be saved is kept in the form, and leaving the
   server asks whether to keep editing or discard it;
+- Export… saves the list as JSON without passwords; Import… merges a file by name after showing
+  what it adds, changes and leaves unchanged (errors per entry; all or nothing);
 - Test connection runs the connection test on a worker thread; a ``qt.QTimer`` picks up its
   steps on the main thread, so the UI never freezes.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import logging
+from pathlib import Path
 
 import qt
 
@@ -36,6 +39,7 @@ except ImportError:  # Slicer (PythonQt)
 from DicomServersLib import connection_status
 from DicomServersLib.background import BackgroundJob
 from DicomServersLib.server import FIELD_INFO
+from DicomServersLib.server_exchange import apply_import, export_file, plan_import, read_document
 from DicomServersLib.validation import ValidationError, check_names_unique, parse_field
 
 from . import icons
@@ -190,6 +194,16 @@ class DicomServersPanel:
         ui.storageFolderBrowseButton.icon = icons.icon("folder")
         ui.storageFolderBrowseButton.clicked.connect(lambda *args: self.onBrowseStorageFolder())
         ui.testConnectionButton.clicked.connect(lambda *args: self.onTestConnection())
+        ui.exportServersButton.toolTip = (
+            "Save the server list to a JSON file to share or back it up (passwords are never"
+            " exported)"
+        )
+        ui.exportServersButton.clicked.connect(lambda *args: self.onExportServers())
+        ui.importServersButton.toolTip = (
+            "Add or update servers from an exported JSON file (merged by name); what would"
+            " change is shown before anything is applied"
+        )
+        ui.importServersButton.clicked.connect(lambda *args: self.onImportServers())
         ui.testConnectionButton.toolTip = (
             "Test the connection to this server in the background: network, association,"
             " C-ECHO, query and (when on) the REST API"
@@ -739,6 +753,88 @@ class DicomServersPanel:
         self._refreshList()
         self._showCurrent()
 
+    # -- export and import ----------------------------------------------------------------------
+
+    def onExportServers(self) -> None:
+        """Save the list (no passwords) to a JSON file the user picks."""
+        path = self.chooseFile("Export DICOM servers", save=True)
+        if not path:
+            return
+        servers = self.registry.servers
+        try:
+            export_file(servers, Path(path))
+        except OSError as error:
+            self.showError(f"The server list could not be exported to {path}: {error}")
+            return
+        self.ask(
+            "Export DICOM servers",
+            f"Exported {len(servers)} server(s) to {path}.",
+            [("ok", "OK", qt.QMessageBox.AcceptRole)],
+            informativeText="Passwords and tokens are not in the file: enter them after"
+            " importing it elsewhere.",
+            icon=qt.QMessageBox.Information,
+        )
+
+    def onImportServers(self) -> None:
+        """Merge servers from a JSON file by name, after showing what would change."""
+        if not self.confirmLeave():
+            return
+        path = self.chooseFile("Import DICOM servers", save=False)
+        if not path:
+            return
+        try:
+            plan = plan_import(self.registry, read_document(Path(path)))
+        except ValidationError as error:
+            self.showError(f"Nothing was imported from {path}: {error}")
+            return
+        if not plan.ok:
+            self.showError(
+                f"Nothing was imported from {path}: it has {len(plan.errors)} error(s).\n"
+                + "\n".join(f"• {error}" for error in plan.errors)
+            )
+            return
+        if not plan.added and not plan.changed:
+            self.ask(
+                "Import DICOM servers",
+                f"Nothing to import: the {len(plan.unchanged)} server(s) in {path} are already"
+                " in the list, unchanged.",
+                [("ok", "OK", qt.QMessageBox.AcceptRole)],
+                icon=qt.QMessageBox.Information,
+            )
+            return
+        answer = self.ask(
+            "Import DICOM servers",
+            f"Import {path}: {len(plan.added)} added, {len(plan.changed)} changed,"
+            f" {len(plan.unchanged)} unchanged?",
+            [
+                ("import", "Import", qt.QMessageBox.AcceptRole),
+                ("cancel", "Cancel", qt.QMessageBox.RejectRole),
+            ],
+            default="import",
+            informativeText=self._planText(plan),
+            icon=qt.QMessageBox.Question,
+        )
+        if answer != "import":
+            return
+        try:
+            apply_import(self.registry, plan)
+        except (ValidationError, OSError) as error:
+            self.showError(f"Nothing was imported: {error}")
+
+    @staticmethod
+    def _planText(plan) -> str:
+        """The dry-run plan in plain words: added, changed (which settings), unchanged."""
+        lines = []
+        if plan.added:
+            lines.append("Added: " + ", ".join(plan.added))
+        for name, fields in plan.changed.items():
+            labels = [FIELD_INFO[f].label if f in FIELD_INFO else f for f in fields]
+            lines.append(f"Changed: {name} ({', '.join(labels)})")
+        if plan.unchanged:
+            lines.append("Unchanged: " + ", ".join(plan.unchanged))
+        lines.append("Passwords are not in the file: changed servers keep theirs.")
+        return "\n".join(lines)
+
     # -- connection test ------------------------------------------------------------------------
 
     def onTestConnection(self) -> None:
@@ -919,6 +1015,23 @@ class DicomServersPanel:
         box.text = text
         execDialog(box)
         box.deleteLater()
+
+    def chooseFile(self, title, save=False):
+        """Ask for a JSON file to save or to open; return its path, or "" when cancelled."""
+        dialog = qt.QFileDialog(self.widget, title)
+        dialog.objectName = "DicomServersFileDialog"
+        dialog.setNameFilter("DICOM server lists (*.json)")
+        if save:
+            dialog.acceptMode = qt.QFileDialog.AcceptSave
+            dialog.fileMode = qt.QFileDialog.AnyFile
+            dialog.defaultSuffix = "json"
+            dialog.selectFile("dicom-servers.json")
+        else:
+            dialog.fileMode = qt.QFileDialog.ExistingFile
+        accepted = execDialog(dialog)
+        files = dialog.selectedFiles() if accepted else []
+        dialog.deleteLater()
+        return files[0] if files else ""
 
     def chooseFolder(self, title, start=""):
         """Ask for a folder; return its path, or an empty string when cancelled."""
