@@ -122,4 +122,6 @@ def test_corrupted_ini_bytes_never_crash(noise: bytes, position: int) -> None:
         assert registry.names() == ["A", "B"]
     registry.add("C")  # saving keeps every byte of the lines it did not change
     after = path.read_bytes().split(b"\n")
-    assert all(line in after for line in damaged.split(b"\n") if line and b"Servers=" not in line)
+    # Whitespace-only lines are blank lines, which the writer normalises; every other is kept.
+    kept = [line for line in damaged.split(b"\n") if line.strip() and b"Servers=" not in line]
+    assert all(line in after for line in kept)
