@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sqlite3
 import threading
 import time
@@ -26,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dicom_files import instance_path, present_instances
+from .dicom_files import copy_atomic, instance_path, present_instances
 from .dicom_header import read_header
 from .progress import Progress, ProgressCallback, report
 from .query_model import SeriesRecord, StudyRecord
@@ -263,7 +262,7 @@ def retrieve_from_folder(
     """Get a study's files from the PACS folder, with no network transfer.
 
     With ``dest`` None the files are used where they are (Slicer imports them in place);
-    otherwise they are copied (hard-linked when possible) into ``dest`` in the usual
+    otherwise they are copied (never hard-linked: the PACS's files stay untouched) into ``dest`` in the usual
     ``Study/Series/SOP.dcm`` layout, atomically, skipping instances already there.
     """
     start = time.perf_counter()
@@ -292,15 +291,8 @@ def retrieve_from_folder(
         if header.get("SOPInstanceUID") in present:
             result.skipped += 1
         else:
-            temporary = target.with_name(f".part-link-{target.name}.tmp")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(source, temporary)
-            except OSError:
-                shutil.copyfile(source, temporary)
-            os.replace(temporary, target)
+            result.bytes_received += copy_atomic(source, target)
             result.received += 1
-            result.bytes_received += target.stat().st_size
         result.files.append(target)
         value = Progress(
             completed=number, remaining=len(files) - number, bytes_done=result.bytes_received

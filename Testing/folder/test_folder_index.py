@@ -117,3 +117,20 @@ def test_folder_written_by_storescp(
     with FolderIndex(scp.output_dir, tmp_path / "s.sqlite") as index:
         result = retrieve_from_folder(index, study.study_instance_uid)
     assert result.ok and len(result.files) == len(study.paths)
+
+
+def test_an_emptied_file_is_not_trusted_on_rerun(
+    pacs_folder: Path, tmp_path: Path, sample_studies: SampleSet
+) -> None:
+    """After a power loss a renamed file can be empty: the rerun fetches it again."""
+    study = sample_studies.studies[1]
+    index = FolderIndex(pacs_folder, tmp_path / "i.sqlite")
+    dest = tmp_path / "dest"
+    first = retrieve_from_folder(index, study.study_instance_uid, dest=dest)
+    source_bytes = {p: p.read_bytes() for p in pacs_folder.rglob("*") if p.is_file()}
+    first.files[0].write_bytes(b"")  # a copy: the PACS's own file is untouched
+    assert {p: p.read_bytes() for p in pacs_folder.rglob("*") if p.is_file()} == source_bytes
+    again = retrieve_from_folder(index, study.study_instance_uid, dest=dest)
+    assert (again.received, again.skipped) == (1, len(study.paths) - 1)
+    assert first.files[0].stat().st_size > 132
+    index.close()

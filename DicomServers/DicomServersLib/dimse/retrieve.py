@@ -42,10 +42,10 @@ from pydicom.dataset import Dataset
 from pynetdicom.dsutils import encode
 
 from DicomServersLib.dicom_files import (
-    TEMP_PREFIX,
     UnsafeUIDError,
     check_uid,
     instance_path,
+    present_by_series,
 )
 from DicomServersLib.dimse import commands, diagnosis, outcome
 from DicomServersLib.dimse.association import Timeouts, diagnose_direct, open_direct
@@ -204,16 +204,6 @@ def _text(match: Match, element_tag: int) -> str:
     return match.decoder.ascii(found[1]) if found else ""
 
 
-def _present_by_series(dest: Path, study_uid: str) -> dict[str, set[str]]:
-    folder = dest / study_uid
-    present: dict[str, set[str]] = {}
-    if folder.is_dir():
-        for path in folder.glob("*/*.dcm"):
-            if not path.name.startswith(TEMP_PREFIX):
-                present.setdefault(path.parent.name, set()).add(path.stem)
-    return present
-
-
 def _survey(
     server: DicomServer,
     study_uid: str,
@@ -226,7 +216,7 @@ def _survey(
 ) -> tuple[_Plan, Failure | None]:
     """Ask the PACS what the request holds and plan the jobs (see the module docstring)."""
     plan = _Plan()
-    present = _present_by_series(dest, study_uid)
+    present = present_by_series(dest, study_uid)
     with FindSession(server, [STUDY_ROOT_FIND], timeouts) as session:
         if session.failure is not None:
             return plan, session.failure
@@ -778,7 +768,7 @@ def _collect(
     result.failed = max(run.refused, server_failed) + len(run.writer.errors)
     statuses = [job.status for job in jobs if job.status is not None]
     result.status = next((s for s in statuses if s != SUCCESS), statuses[-1] if statuses else None)
-    on_disk = _present_by_series(run.dest, run.study_uid)
+    on_disk = present_by_series(run.dest, run.study_uid)
     missing = 0
     for series_uid, uids in plan.wanted.items():
         missing += len(uids - on_disk.get(series_uid, set()))
