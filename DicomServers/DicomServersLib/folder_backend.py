@@ -144,7 +144,7 @@ class FolderBackend:
         series_uids: Iterable[str] = (),
         progress: ProgressCallback | None = None,
     ) -> RetrieveResult:
-        """Link (or copy) the study's files into ``dest`` (``<Study>/<Series>/<SOP>.dcm``)."""
+        """Copy the study's files into ``dest`` (``<Study>/<Series>/<SOP>.dcm``)."""
         series = [s for s in series_uids if s]
         return retrieve_from_folder(
             folder_index(server), study_uid, series or None, Path(dest), progress
