@@ -162,6 +162,7 @@ class DicomServersWidget(ScriptedLoadableModuleWidget):
         self.logic = None
         self.ui = None
         self.panel = None  # hook: the server-list panel from DicomServersUI, created in setup()
+        self.notifications = None  # the NotificationsController, created in setup()
         ScriptedLoadableModuleWidget.__init__(self, parent)
 
     def setup(self):
@@ -183,6 +184,27 @@ class DicomServersWidget(ScriptedLoadableModuleWidget):
             self.layout, self.logic.registry, self.logic.transferQueue
         )
         self.layout.addStretch(1)
+        # New studies on the servers (DicomServersUI/notifications_controller.py): messages in
+        # Slicer's status bar, the browser refreshed in place, the mode shown in the panel.
+        self.notifications = self.createNotificationsController()
+
+    def createNotificationsController(self):
+        """Return the controller of the servers' notifications, started."""
+        from DicomServersUI.notifications_controller import (
+            MESSAGE_DURATION_MS,
+            NotificationsController,
+        )
+
+        section = self.studyBrowserSection
+        controller = NotificationsController(
+            self.logic.registry,
+            # Base/Python/slicer/util.py: showStatusMessage(message, duration) shows it in the
+            # main window's status bar (non-modal) for ``duration`` ms.
+            showMessage=lambda text: slicer.util.showStatusMessage(text, MESSAGE_DURATION_MS),
+            browser=lambda create: section.ensureBrowser() if create else section.browser,
+        )
+        controller.addStatusListener(self.panel.setNotificationStatus)
+        return controller
 
     def showStudyBrowser(self, serverName=None):
         """Open the study browser section on ``serverName``; return the browser."""
@@ -197,6 +219,9 @@ class DicomServersWidget(ScriptedLoadableModuleWidget):
 
     def cleanup(self):
         """Called when the application closes and the module widget is destroyed."""
+        if getattr(self, "notifications", None) is not None:
+            self.notifications.cleanup()  # stops every listener and poller
+            self.notifications = None
         if self.panel is not None and hasattr(self.panel, "cleanup"):
             self.panel.cleanup()
         self.panel = None

@@ -80,6 +80,7 @@ class DicomServer:
     notification_ip: str = "127.0.0.1"
     notification_port: int = 8765
     notification_token: str = field(default="", repr=False)
+    notifications_auto_retrieve: bool = False
     # Filters
     date_filter: str = "none"
     filter_from_date: str = ""
@@ -320,6 +321,13 @@ FIELD_INFO: dict[str, FieldInfo] = {
         "Notification Token",
         "Shared secret the notification plugin sends with each event (NOTIFY_TOKEN in the"
         " plugin). Kept in the secret store, never in the settings file. Empty: no token.",
+        "Notifications",
+    ),
+    "notifications_auto_retrieve": FieldInfo(
+        "Retrieve new studies automatically",
+        "When a new study is complete on the server (its study notification), retrieve it at"
+        " once. Only in the automatic loading mode (neither Load manually nor Load from folder);"
+        " off by default.",
         "Notifications",
     ),
     "date_filter": FieldInfo(

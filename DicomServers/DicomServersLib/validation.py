@@ -316,6 +316,7 @@ FIELD_RULES: dict[str, Callable[[Any], Check]] = {
     "notification_ip": check_ip_address,
     "notification_port": check_port,
     "notification_token": check_text,
+    "notifications_auto_retrieve": check_bool,
     "date_filter": lambda v: check_choice(v, DATE_FILTERS),
     "filter_from_date": lambda v: check_date(v, optional=True),
     "filter_relative_count": check_positive_int,

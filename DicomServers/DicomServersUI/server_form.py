@@ -117,6 +117,13 @@ FIELD_WIDGETS: tuple[FieldWidget, ...] = (
         "notificationPortErrorLabel",
     ),
     FieldWidget(
+        "notifications_auto_retrieve",
+        "notificationsAutoRetrieveCheckBox",
+        "check",
+        "",
+        "notificationsAutoRetrieveErrorLabel",
+    ),
+    FieldWidget(
         "filter_from_date",
         "filterFromDateEdit",
         "date",
@@ -259,6 +266,7 @@ DEPENDENTS = {
         "notificationIpLineEdit",
         "notificationPortLabel",
         "notificationPortLineEdit",
+        "notificationsAutoRetrieveCheckBox",
     ),
     "filterByDateCheckBox": ("filterFromDateEdit",),
     "filterRelativeCheckBox": ("filterRelativeCountSpinBox", "filterRelativeUnitComboBox"),
@@ -404,6 +412,9 @@ class ServerForm:
             "storagePortLineEdit",
         ):
             self.widget(name).enabled = cMove
+        # Retrieving new studies at once is the automatic loading mode's (neither toggle on).
+        autoRetrieve = self.widget("notificationsAutoRetrieveCheckBox")
+        autoRetrieve.enabled = bool(autoRetrieve.enabled) and self.pairValue("load_mode") == "auto"
 
     def showErrors(self, errors: dict[str, str]) -> None:
         """Highlight the fields in ``errors`` and show each reason next to its field."""

@@ -54,6 +54,7 @@ from .connection_runner import (
     defaultConnectionTester,
     toTestStep,
 )
+from .notifications_controller import notificationStatusText
 from .server_form import FIELD_WIDGETS, TOGGLE_VALUES, ServerForm
 from .ui_loader import (
     childWidgetVariables,
@@ -133,6 +134,7 @@ class DicomServersPanel:
         self._listIds: list = []
         self._rows: dict = {}
         self._statuses: dict = {}
+        self._notificationStatuses: dict = {}
         self._jobs: dict = {}
         self._jobTimer = qt.QTimer(self.widget)
         self._jobTimer.interval = TEST_POLL_INTERVAL_MS
@@ -527,6 +529,7 @@ class DicomServersPanel:
             self._updating = wasUpdating
         self._showPasswordStore()
         self._showConnectionStatus()
+        self._showNotificationStatus()
 
     def _showPasswordStore(self) -> None:
         """Say under the password where it is kept; warn when only for this session."""
@@ -543,6 +546,24 @@ class DicomServersPanel:
         label.text = "⚠ " + warning.split(". ")[0].rstrip(".") + "."
         label.styleSheet = WARNING_STYLE
         label.toolTip = warning
+
+    def setNotificationStatus(self, status) -> None:
+        """Show how a server's notifications work and why (a notification status listener)."""
+        self._notificationStatuses[status.server] = status
+        self._showNotificationStatus()
+
+    def notificationStatusText(self) -> str:
+        """Return the notification status shown for the selected server ("" when none)."""
+        return self.ui.notificationStatusLabel.text
+
+    def _showNotificationStatus(self) -> None:
+        server = self.currentServer()
+        status = self._notificationStatuses.get(server.name) if server is not None else None
+        label = self.ui.notificationStatusLabel
+        label.text = notificationStatusText(status) if status is not None else ""
+        label.visible = status is not None
+        warn = status is not None and status.mode in ("polling", "unavailable")
+        label.styleSheet = WARNING_STYLE if warn else ""
 
     def _onFieldEdited(self, field) -> None:
         if self._updating or self._currentId is None:

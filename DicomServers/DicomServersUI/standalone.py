@@ -37,6 +37,11 @@ from DicomServersLib.registry import ServerRegistry  # noqa: E402
 from DicomServersLib.secret_store import MemorySecretStore, open_secret_store  # noqa: E402
 from DicomServersLib.settings_store import SettingsStore  # noqa: E402
 
+from .notifications_controller import (  # noqa: E402
+    MESSAGE_DURATION_MS,
+    NotificationsController,
+    notificationStatusText,
+)
 from .servers_panel import DicomServersPanel  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,6 +128,7 @@ class StandaloneWindow:
         settingsPath: Path,
         secretWarning: str = "",
         retrieveFolder=None,
+        notificationService=None,
     ) -> None:
         self.registry = registry
         self.panel = DicomServersPanel(registry, secretStoreWarning=secretWarning)
@@ -151,9 +157,23 @@ class StandaloneWindow:
         self.window.statusBar().addWidget(self.statusLabel, 1)
         self.settingsPath = settingsPath
         self.showStatus()
+        # New studies on the servers: messages in the status bar, the mode of each server in a
+        # permanent label beside it (DicomServersUI/notifications_controller.py).
+        self.notificationLabel = qt.QLabel()
+        self.notificationLabel.objectName = "notificationSummaryLabel"
+        self.window.statusBar().addPermanentWidget(self.notificationLabel)
+        self.notifications = NotificationsController(
+            registry,
+            service=notificationService,
+            showMessage=self.showMessage,
+            browser=lambda create: self.browser,
+        )
+        self.notifications.addStatusListener(self.panel.setNotificationStatus)
+        self.notifications.addStatusListener(self._showNotificationSummary)
 
     def cleanup(self) -> None:
-        """Save pending edits and stop the tests, searches and transfers."""
+        """Save pending edits and stop the notifications, tests, searches and transfers."""
+        self.notifications.cleanup()
         self.panel.cleanup()
         if self.browser is not None:
             self.browser.cleanup()
@@ -165,6 +185,16 @@ class StandaloneWindow:
         text = f"Settings: {self.settingsPath} · Passwords: {where}"
         self.statusLabel.text = text + (f" · {extra}" if extra else "")
         self.statusLabel.toolTip = self.statusLabel.text
+
+    def showMessage(self, text: str) -> None:
+        """Show a non-modal message in the status bar for a few seconds."""
+        self.window.statusBar().showMessage(text, MESSAGE_DURATION_MS)
+
+    def _showNotificationSummary(self, status=None) -> None:
+        self.notificationLabel.text = self.notifications.summary()
+        self.notificationLabel.toolTip = "\n".join(
+            notificationStatusText(s) for s in self.notifications.statuses.values()
+        )
 
 
 def makeStudyBrowser(registry: ServerRegistry, destination: Path):

@@ -91,6 +91,7 @@ UNITS = ("days", "months", "years")
 
 LOAD_TAG = "load"
 AUTO_TAG = "auto"
+NOTIFY_TAG = "notification"
 
 ERROR_COLOR = "#c62828"
 
@@ -476,6 +477,85 @@ class StudyBrowser:
     def refresh(self) -> None:
         """Search again (a REST server's cached list is refreshed from the server first)."""
         self.search()
+
+    def refreshKeepingView(self) -> bool:
+        """Show the current server's list again (new studies arrived), keeping the view.
+
+        A REST server's cached list is read again (the notification's hook refreshed the cache);
+        a search with typed fields, or another server, is searched again with the same fields
+        and limit. The selected study stays selected (its series are not listed again) and the
+        list stays where the user scrolled (:meth:`_restoreView`).
+
+        Returns
+        -------
+        bool
+            False when nothing was done: no server, or a search is under way (its result will
+            hold the new studies or the caller tries again).
+        """
+        server = self.currentServer()
+        if server is None or self._jobs:
+            return False
+        view = self._captureView()
+        rest = sources.source_of(server) == sources.SOURCE_REST
+        if self._limit is None and rest and self._searchFieldsEmpty(server):
+
+            def shown(cached):
+                self._showCached(server, cached, refreshing=False)
+                self._restoreView(view)
+
+            self._startJob(lambda emit, cancel: sources.cached_list(server), shown)
+            return True
+        filters = self.filters()
+        filters.limit = self._limit
+
+        def found(result):
+            self._showResult(server, result)
+            self._restoreView(view)
+
+        self._startJob(
+            lambda emit, cancel: sources.search_studies(
+                server, filters, progress=lambda value: not cancel.cancelled
+            ),
+            found,
+        )
+        return True
+
+    def _captureView(self) -> tuple:
+        """Return ``(scroll value, study UID at the top of the view)`` of the study list."""
+        view = self.ui.studyTableView
+        value = int(view.verticalScrollBar().value)
+        top = self.studyModel.study(view.rowAt(0)) if value > 0 else None
+        return value, top.study_uid if top is not None else None
+
+    def _restoreView(self, state: tuple) -> None:
+        """Scroll back to ``state``: the top stays the top (new studies show there); otherwise
+        the study that was at the top of the view stays there (rows inserted above it do not
+        push it away), or the same scroll value when that study is gone."""
+        value, topUID = state
+        view = self.ui.studyTableView
+        bar = view.verticalScrollBar()
+        row = self.studyModel.rowOf(topUID) if topUID is not None else -1
+        # The view lays its rows out later (a queued layout): do it now so the range is right.
+        view.doItemsLayout()
+        if row >= 0:
+            view.scrollTo(self.studyModel.index(row, 0), qt.QAbstractItemView.PositionAtTop)
+        else:
+            bar.value = min(value, int(bar.maximum))
+
+    def retrieveNewStudy(self, serverName: str, study) -> int | None:
+        """Queue the transfer of a study that just arrived on ``serverName``; return its id.
+
+        Used by the automatic retrieve of new studies (notifications): the whole study, the
+        server's way (:class:`LoadingPolicy`), into this browser's destination; the transfer
+        shows in the transfer list and its files go to the host as any other.
+        """
+        server = next((s for s in self.registry.servers if s.name == serverName), None)
+        if server is None:
+            return None
+        request = LoadingPolicy.for_server(server).request(
+            server, study, self._destination(), in_place=bool(self.host.inPlace), tag=NOTIFY_TAG
+        )
+        return self._submit(request)
 
     def loadMore(self) -> None:
         """Search again with a larger limit (or the whole database instead of the REST list)."""
