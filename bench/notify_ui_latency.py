@@ -132,6 +132,7 @@ def main() -> int:
                 print(controller.statuses["bench"].describe())
                 run_until(lambda: not browser._jobs, 30)
                 message_ms: list[float] = []
+                upload_ms: list[float] = []
                 row_ms: list[float] = []
                 missed_message = missed_row = 0
                 rng = random.Random(7)
@@ -142,6 +143,7 @@ def main() -> int:
                     who = study.patient.patient_id
                     started = time.time()
                     orthanc.upload(study.paths)
+                    upload_ms.append((time.time() - started) * 1000)
                     at = run_until(lambda who=who: any(who in text for _, text in shown), 10)
                     if at is None:
                         missed_message += 1
@@ -153,6 +155,8 @@ def main() -> int:
                         missed_row += 1
                     else:
                         row_ms.append((at - started) * 1000)
+                print("upload samples (ms):", " ".join(f"{v:.0f}" for v in upload_ms))
+                print("message samples (ms):", " ".join(f"{v:.0f}" for v in message_ms))
                 figures("store -> status message", message_ms, missed_message)
                 figures("store -> row in the study browser", row_ms, missed_row)
             finally:
