@@ -117,6 +117,13 @@ FIELD_WIDGETS: tuple[FieldWidget, ...] = (
         "notificationPortErrorLabel",
     ),
     FieldWidget(
+        "notification_token",
+        "notificationTokenLineEdit",
+        "line",
+        "notificationTokenLabel",
+        "notificationTokenErrorLabel",
+    ),
+    FieldWidget(
         "notifications_auto_retrieve",
         "notificationsAutoRetrieveCheckBox",
         "check",
@@ -266,6 +273,8 @@ DEPENDENTS = {
         "notificationIpLineEdit",
         "notificationPortLabel",
         "notificationPortLineEdit",
+        "notificationTokenLabel",
+        "notificationTokenLineEdit",
         "notificationsAutoRetrieveCheckBox",
     ),
     "filterByDateCheckBox": ("filterFromDateEdit",),

@@ -351,6 +351,17 @@ def test_notifications_enable_ip_and_port(panel, stored):
     assert stored().get("Main PACS").notification_port == 8800  # kept while off
 
 
+def test_notification_token_is_a_secret(panel, stored, settings_path):
+    """The token the notification plugin sends (NOTIFY_TOKEN) is kept in the secret store."""
+    assert not panel.ui.notificationTokenLineEdit.enabled
+    ud.click(panel.ui.notificationsEnabledCheckBox)
+    assert panel.ui.notificationTokenLineEdit.enabled
+    assert panel.ui.notificationTokenLineEdit.echoMode == ud.QtWidgets.QLineEdit.EchoMode.Password
+    ud.type_into(panel.ui.notificationTokenLineEdit, "tok-7f3a")
+    assert stored().get("Main PACS").notification_token == "tok-7f3a"
+    assert "tok-7f3a" not in settings_path.read_text(encoding="utf-8")
+
+
 # -- Filters ------------------------------------------------------------------------------------
 
 
