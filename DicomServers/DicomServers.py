@@ -109,7 +109,7 @@ def openStudyBrowser(serverName=None):
 def ensurePythonDependencies(requester=None):
     """Install the Python packages the network features need (pynetdicom), if missing.
 
-    Call it where those features are first used, not at startup. The requirements file is
+    The module widget calls it when the module is first opened. The requirements file is
     chosen by the core (``DicomServersLib/requirements.py``) from the pydicom Slicer ships:
     ``Resources/requirements.txt`` for pydicom 3 (Slicer 5.12+),
     ``Resources/requirements-slicer-5.10.txt`` for pydicom 2.4. On Slicer 5.12+ this is
@@ -168,6 +168,13 @@ class DicomServersWidget(ScriptedLoadableModuleWidget):
     def setup(self):
         """Build the panel: the Designer file if present, then the server panel (self.panel)."""
         ScriptedLoadableModuleWidget.setup(self)
+        # The network features need pynetdicom (and keyring keeps passwords): offer to install
+        # them when the module is first opened, before the panel looks for them. A refusal
+        # leaves the list editable; the connection test and the browser then say what is missing.
+        try:
+            ensurePythonDependencies()
+        except Exception as error:  # declined, or pip failed: never break the module panel
+            logging.warning("DICOM Servers: Python packages not installed: %s", error)
         self.logic = sharedLogic()
         uiPath = self.resourcePath("UI/DicomServers.ui")
         if os.path.isfile(uiPath):

@@ -305,3 +305,22 @@ def test_fake_boundary_is_removed_afterwards(tmp_path: Path) -> None:
         assert "slicer" in sys.modules
     assert {name: sys.modules.get(name) for name in fake_slicer.FAKE_MODULES} == before
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_widget_setup_offers_the_packages_and_survives_a_refusal(
+    tmp_path: Path,
+    unmet_requirements: Path,
+    panel_parent: QtWidgets.QWidget,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Opening the module offers to install pynetdicom; declining leaves a working panel."""
+    with fake_slicer.install(tmp_path / "Slicer.ini", testing=False) as fake:
+        fake.confirm_answer = False
+        module = fake_slicer.import_module_file()
+        monkeypatch.setattr(module, "RESOURCES_DIR", str(unmet_requirements))
+        widget = module.DicomServersWidget(panel_parent)
+        widget.setup()
+        (question,) = fake.calls.confirm
+        assert "pynetdicom>=99" in question and fake.calls.pip_install == []
+        assert type(widget.panel).__name__ == "DicomServersPanel"
+        widget.cleanup()
