@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -269,13 +270,38 @@ def openWindow(argv=None) -> Session:
     return Session(window, demo)
 
 
+def quitOnSignals(stopping: list) -> None:
+    """On Ctrl-C or SIGTERM, note it in ``stopping`` and quit the event loop if it runs.
+
+    Installed before anything starts, so a signal that comes while the demo PACS is starting
+    still ends in :meth:`close`, which stops it. Python runs signal handlers only between
+    bytecodes: while Qt's event loop runs, a timer (see :func:`main`) gives it the chance.
+    """
+
+    def onSignal(*_: object) -> None:
+        stopping.append(True)
+        app = qt.QApplication.instance()
+        if app is not None:
+            app.quit()
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, onSignal)
+
+
 def main(argv=None) -> int:
     """Open the window and run until it is closed; return the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    stopping: list = []
+    quitOnSignals(stopping)
     session = openWindow(argv)
+    wakeUp = qt.QTimer()
+    wakeUp.timeout.connect(lambda: None)
+    wakeUp.start(200)
     try:
-        qt.QApplication.instance().exec()
+        if not stopping:
+            qt.QApplication.instance().exec()
     finally:
+        wakeUp.stop()
         session.close()
     return 0
 

@@ -3,6 +3,13 @@ demo PACS as the default server, tested for real over loopback."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 import ui_driver as ud
 from __feature__ import true_property  # noqa: F401
 from DicomServersLib.ini_settings import IniSettings
@@ -10,6 +17,8 @@ from DicomServersLib.registry import ServerRegistry
 from DicomServersLib.secret_store import MemorySecretStore
 from DicomServersLib.settings_store import SettingsStore
 from DicomServersUI import standalone
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_demo_window_lists_the_demo_pacs_as_default_and_tests_its_connection(
@@ -87,3 +96,39 @@ def test_without_demo_the_window_opens_on_the_given_settings_file(qapp, tmp_path
         assert "Demo PACS" not in session.window.statusLabel.text
     finally:
         session.close()
+
+
+@pytest.mark.orthanc
+def test_sigterm_closes_the_window_and_stops_the_demo_orthanc(tmp_path):
+    """`make demo` killed with SIGTERM (or Ctrl-C) leaves no Orthanc behind."""
+    settings = tmp_path / "demo" / "DicomServers.ini"
+    environment = dict(
+        os.environ,
+        PYTHONPATH=str(REPO / "DicomServers"),
+        QT_QPA_PLATFORM="offscreen",
+        DICOMSERVERS_SECRET_STORE="memory",
+    )
+    window = subprocess.Popen(
+        [sys.executable, "-m", "DicomServersUI.standalone", "--demo", "--settings", str(settings)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    config = settings.parent / "pacs" / "orthanc" / "orthanc.json"
+    try:
+        ud.wait_until(lambda: orthanc_pids(config), timeout=60, message="the demo Orthanc")
+        window.send_signal(signal.SIGTERM)
+        assert window.wait(timeout=60) == 0
+        ud.wait_until(lambda: not orthanc_pids(config), timeout=30, message="Orthanc to stop")
+    finally:
+        window.kill()
+        for pid in orthanc_pids(config):
+            os.kill(pid, signal.SIGKILL)
+
+
+def orthanc_pids(config) -> list[int]:
+    """The processes running Orthanc on ``config``."""
+    found = subprocess.run(
+        ["pgrep", "-f", f"Orthanc {config}"], capture_output=True, text=True, check=False
+    )
+    return [int(pid) for pid in found.stdout.split()]
