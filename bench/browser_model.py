@@ -77,9 +77,14 @@ def timed(app: QtWidgets.QApplication, view: QtWidgets.QTableView, action) -> fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run (smaller data, fewer runs)"
+    )
     parser.add_argument("--studies", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    if args.quick:
+        args.studies, args.runs = 10_000, 2
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     studies = make_studies(args.studies)
     with tempfile.TemporaryDirectory() as tmp:

@@ -95,10 +95,15 @@ def measure(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run (smaller data, fewer runs)"
+    )
     parser.add_argument("--instances", type=int, default=30, help="instances per mode")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds (polling mode)")
     parser.add_argument("--stable-age", type=int, default=2, help="Orthanc StableAge (s)")
     args = parser.parse_args()
+    if args.quick:
+        args.instances = 10
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -81,8 +81,13 @@ def figures(label: str, samples_ms: list[float], missed: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run (smaller data, fewer runs)"
+    )
     parser.add_argument("--studies", type=int, default=20, help="new studies stored, one by one")
     args = parser.parse_args()
+    if args.quick:
+        args.studies = 5
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
 
     with tempfile.TemporaryDirectory() as tmp:

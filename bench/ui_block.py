@@ -88,10 +88,15 @@ def measure(panel: DicomServersPanel, start_test: bool, idle_s: float = 1.0) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run (smaller data, fewer runs)"
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--echo-delay", type=float, default=1.5, help="seconds per C-ECHO")
     parser.add_argument("--stall", type=float, default=0.5, help="seconds per query response")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 2
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     tester = defaultConnectionTester()
     if tester is None:

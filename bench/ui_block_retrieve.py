@@ -129,10 +129,15 @@ def run_protocol(app, orthanc, study, protocol: str, runs: int, work: Path) -> l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run (smaller data, fewer runs)"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--protocol", choices=("rest", "c-get", "both"), default="both")
     parser.add_argument("--slices", type=int, default=400)
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.slices = 1, 100
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     protocols = ("rest", "c-get") if args.protocol == "both" else (args.protocol,)
     with tempfile.TemporaryDirectory() as tmp:
