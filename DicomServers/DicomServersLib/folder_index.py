@@ -200,16 +200,25 @@ class FolderIndex:
 
     # -- looking up ----------------------------------------------------------------------------
 
-    def study_files(self, study_uid: str, series_uids: list[str] | None = None) -> list[Path]:
-        """Return the files of a study (or of some of its series), in series and number order."""
-        query = "SELECT path FROM files WHERE is_dicom = 1 AND study_uid = ?"
+    def study_instances(
+        self, study_uid: str, series_uids: list[str] | None = None
+    ) -> list[tuple[Path, str, str]]:
+        """Return ``(path, series UID, SOP instance UID)`` of a study's files (or some series'),
+        in series and number order, as indexed (no file is read)."""
+        query = "SELECT path, series_uid, sop_uid FROM files WHERE is_dicom = 1 AND study_uid = ?"
         args: list[str] = [study_uid]
         if series_uids:
             query += f" AND series_uid IN ({', '.join('?' * len(series_uids))})"
             args += series_uids
         query += " ORDER BY series_uid, CAST(instance_number AS INTEGER), path"
         with self._lock:
-            return [Path(row[0]) for row in self._db.execute(query, args)]
+            return [
+                (Path(path), series, sop) for path, series, sop in self._db.execute(query, args)
+            ]
+
+    def study_files(self, study_uid: str, series_uids: list[str] | None = None) -> list[Path]:
+        """Return the files of a study (or of some of its series), in series and number order."""
+        return [path for path, _, _ in self.study_instances(study_uid, series_uids)]
 
     def studies(self) -> list[StudyRecord]:
         """Return every study in the folder, newest first."""
@@ -272,30 +281,27 @@ def retrieve_from_folder(
     except FileNotFoundError as exc:
         result.ok, result.diagnosis = False, str(exc)
         return result
-    files = index.study_files(study_uid, series_uids)
-    if not files:
+    instances = index.study_instances(study_uid, series_uids)
+    if not instances:
         result.ok = False
         result.diagnosis = f"study {study_uid} is not in the PACS folder {index.folder}"
         return result
     if dest is None:
-        result.files = files
-        result.received = len(files)
+        result.files = [path for path, _, _ in instances]
+        result.received = len(instances)
         result.duration_s = time.perf_counter() - start
         return result
     present = present_instances(Path(dest), study_uid)
-    for number, source in enumerate(files, start=1):
-        header = read_header(source)
-        target = instance_path(
-            Path(dest), study_uid, header.get("SeriesInstanceUID"), header.get("SOPInstanceUID")
-        )
-        if header.get("SOPInstanceUID") in present:
+    for number, (source, series_uid, sop_uid) in enumerate(instances, start=1):
+        target = instance_path(Path(dest), study_uid, series_uid, sop_uid)
+        if sop_uid in present:
             result.skipped += 1
         else:
             result.bytes_received += copy_atomic(source, target)
             result.received += 1
         result.files.append(target)
         value = Progress(
-            completed=number, remaining=len(files) - number, bytes_done=result.bytes_received
+            completed=number, remaining=len(instances) - number, bytes_done=result.bytes_received
         )
         if not report(progress, value):
             result.cancelled, result.ok = True, False
