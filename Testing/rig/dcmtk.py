@@ -26,7 +26,7 @@ from types import TracebackType
 from pydicom.dataset import Dataset
 
 from rig.ports import LOOPBACK, free_port, port_accepts, require_loopback
-from rig.processes import ManagedProcess, PeerStartError, find_binary
+from rig.processes import ManagedProcess, PeerStartError, ProcessOwner, find_binary
 from rig.worklists import write_worklist_file
 
 __all__ = [
@@ -70,7 +70,7 @@ def dcmtk_binary(name: str) -> str:
 # SCPs
 
 
-class DcmtkSCP:
+class DcmtkSCP(ProcessOwner):
     """A DCMTK SCP process on a free loopback port, with its files under ``work_dir``.
 
     Parameters
@@ -104,31 +104,6 @@ class DcmtkSCP:
     def log_path(self) -> Path:
         """Its stdout and stderr."""
         return self.work_dir / f"{self.tool}.log"
-
-    @property
-    def pid(self) -> int | None:
-        """Process id, or None before the first start."""
-        return self._process.pid if self._process else None
-
-    @property
-    def running(self) -> bool:
-        """True while the process runs."""
-        return self._process is not None and self._process.running
-
-    def log_text(self, tail: int | None = 4000) -> str:
-        """Return the end of its log (all of it with ``tail=None``).
-
-        Parameters
-        ----------
-        tail : int or None, optional
-            How many characters from the end.
-
-        Returns
-        -------
-        str
-            Log text.
-        """
-        return self._process.log_text(tail) if self._process else ""
 
     def arguments(self) -> list[str]:
         """Return the command-line options before the port (overridden by subclasses)."""

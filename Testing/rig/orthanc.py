@@ -36,7 +36,13 @@ import requests
 from pydicom.dataset import Dataset
 
 from rig.ports import LOOPBACK, free_ports, port_accepts, require_loopback
-from rig.processes import ManagedProcess, MissingPeerError, PeerStartError, find_binary
+from rig.processes import (
+    ManagedProcess,
+    MissingPeerError,
+    PeerStartError,
+    ProcessOwner,
+    find_binary,
+)
 from rig.worklists import write_worklist_file
 
 __all__ = [
@@ -205,7 +211,7 @@ class OrthancOptions:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-class OrthancServer:
+class OrthancServer(ProcessOwner):
     """A real Orthanc process on free loopback ports, with its files in ``work_dir``.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. Leftover processes are
@@ -303,31 +309,6 @@ class OrthancServer:
     def log_path(self) -> Path:
         """Orthanc's stdout and stderr."""
         return self.work_dir / "orthanc.log"
-
-    @property
-    def pid(self) -> int | None:
-        """Process id, or None if never started."""
-        return self._process.pid if self._process else None
-
-    @property
-    def running(self) -> bool:
-        """True while the Orthanc process runs."""
-        return self._process is not None and self._process.running
-
-    def log_text(self, tail: int | None = 4000) -> str:
-        """Return the end of Orthanc's log (all of it with ``tail=None``).
-
-        Parameters
-        ----------
-        tail : int or None, optional
-            How many characters from the end.
-
-        Returns
-        -------
-        str
-            Log text.
-        """
-        return self._process.log_text(tail) if self._process else ""
 
     # -- configuration -----------------------------------------------------------------------
 

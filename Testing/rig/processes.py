@@ -241,3 +241,34 @@ class ManagedProcess:
     def __repr__(self) -> str:
         state = "running" if self.running else f"exited {self.returncode}"
         return f"<{type(self).__name__} {self.name} pid={self.pid} {state}>"
+
+
+class ProcessOwner:
+    """What a peer that runs one :class:`ManagedProcess` (``self._process``) tells about it."""
+
+    _process: ManagedProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id, or None before the first start."""
+        return self._process.pid if self._process else None
+
+    @property
+    def running(self) -> bool:
+        """True while the process runs."""
+        return self._process is not None and self._process.running
+
+    def log_text(self, tail: int | None = 4000) -> str:
+        """Return the end of the process's log (all of it with ``tail=None``).
+
+        Parameters
+        ----------
+        tail : int or None, optional
+            How many characters from the end.
+
+        Returns
+        -------
+        str
+            Log text.
+        """
+        return self._process.log_text(tail) if self._process else ""
