@@ -11,6 +11,8 @@ itself says so in a ``Warning`` header (``server_limit``).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import requests
 
@@ -68,6 +70,32 @@ def effective_limit(server: DicomServer, filters: QueryFilters) -> int:
     return max(0, int(filters.limit if filters.limit is not None else server.search_limit))
 
 
+@contextmanager
+def _answering(
+    server: DicomServer, session: requests.Session | None, result: QueryResult
+) -> Iterator[requests.Session]:
+    """Give a search its session (ours unless one is passed) and turn failures into values.
+
+    A :class:`RestError` or a malformed answer ends the search with ``ok`` False and a
+    diagnosis in ``result``; the session is closed if we opened it; the duration is recorded.
+    """
+    started = time.monotonic()
+    own = session is None
+    active = session if session is not None else build_session(server)
+    try:
+        yield active
+    except RestError as error:
+        result.ok = False
+        result.diagnosis = error.diagnosis
+    except MALFORMED_ANSWER as error:
+        result.ok = False
+        result.diagnosis = malformed_answer(rest_base_url(server), error).diagnosis
+    finally:
+        if own:
+            active.close()
+        result.duration_s = time.monotonic() - started
+
+
 def search_studies(
     server: DicomServer,
     filters: QueryFilters | None = None,
@@ -92,13 +120,10 @@ def search_studies(
         cut. A failure gives ``ok`` False with a diagnosis.
     """
     filters = filters or QueryFilters()
-    started = time.monotonic()
     limit = effective_limit(server, filters)
     result = QueryResult(limit=limit)
     keys = matching_keys(server, filters)
-    own = session is None
-    active = session if session is not None else build_session(server)
-    try:
+    with _answering(server, session, result) as active:
         records: list[StudyRecord]
         if server.rest_flavor == "dicomweb":
             client = DicomwebClient(active, rest_base_url(server))
@@ -122,16 +147,6 @@ def search_studies(
             records = records[:limit]
         ordered = sorted(records, key=lambda r: r.study_uid)
         result.studies = sorted(ordered, key=sort_key, reverse=True)
-    except RestError as error:
-        result.ok = False
-        result.diagnosis = error.diagnosis
-    except MALFORMED_ANSWER as error:
-        result.ok = False
-        result.diagnosis = malformed_answer(rest_base_url(server), error).diagnosis
-    finally:
-        if own:
-            active.close()
-    result.duration_s = time.monotonic() - started
     return result
 
 
@@ -142,11 +157,8 @@ def search_series(
     session: requests.Session | None = None,
 ) -> QueryResult:
     """List the series of one study over REST (Orthanc ``/studies/{id}/series`` or QIDO-RS)."""
-    started = time.monotonic()
     result = QueryResult()
-    own = session is None
-    active = session if session is not None else build_session(server)
-    try:
+    with _answering(server, session, result) as active:
         if server.rest_flavor == "dicomweb":
             client = DicomwebClient(active, rest_base_url(server))
             page = client.search_series(study_uid)
@@ -162,16 +174,6 @@ def search_series(
                     orthanc_series(s, study_uid) for s in orthanc.study_series(study_id)
                 ]
         result.series.sort(key=lambda s: (_number(s.series_number), s.series_uid))
-    except RestError as error:
-        result.ok = False
-        result.diagnosis = error.diagnosis
-    except MALFORMED_ANSWER as error:
-        result.ok = False
-        result.diagnosis = malformed_answer(rest_base_url(server), error).diagnosis
-    finally:
-        if own:
-            active.close()
-    result.duration_s = time.monotonic() - started
     return result
 
 
